@@ -1,0 +1,144 @@
+//! Framing: turning a built message into bytes a host reads in place, and
+//! reading a host's bytes without copying them.
+//!
+//! Every message is the standard framed Cap'n Proto stream format (segment
+//! table, then segments, unpacked), which C++ `FlatArrayMessageReader`,
+//! pycapnp `from_bytes` and capnp-es `new Message(buf, false)` all read.
+
+use capnp::{
+    Word,
+    message::{self, Allocator, HeapAllocator, ReaderOptions},
+    serialize::{self, BufferSegments},
+};
+
+use crate::error::DecodeError;
+
+/// Bounds applied when reading bytes a host wrote.
+///
+/// The defaults accept any value a monty program can reasonably produce
+/// (a 16 MiB bytes value, a million-element list) while keeping a hostile
+/// message from making the reader allocate or walk without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// The most 8-byte words the reader may visit in one message. This bounds
+    /// both the message size and pointer tricks that revisit the same data.
+    pub traversal_limit_words: u64,
+    /// The most nodes one value arena may hold.
+    pub max_nodes: u32,
+    /// The deepest a value may nest (a scalar has depth 1, `[1]` depth 2).
+    /// Decoding itself never recurses; the bound protects consumers of the
+    /// decoded value, such as monty's own recursive equality and repr.
+    pub max_depth: u32,
+}
+
+impl DecodeLimits {
+    /// 256 MiB of message.
+    pub const DEFAULT_TRAVERSAL_LIMIT_WORDS: u64 = 32 * 1024 * 1024;
+    /// Four million nodes.
+    pub const DEFAULT_MAX_NODES: u32 = 4 * 1024 * 1024;
+    /// Deeper than any value monty's own recursion limit lets a program build
+    /// recursively, and shallow enough for every consumer's stack.
+    pub const DEFAULT_MAX_DEPTH: u32 = 2_000;
+
+    pub(crate) fn reader_options(&self) -> ReaderOptions {
+        let mut options = ReaderOptions::new();
+        options.traversal_limit_in_words(usize::try_from(self.traversal_limit_words).ok());
+        options
+    }
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            traversal_limit_words: Self::DEFAULT_TRAVERSAL_LIMIT_WORDS,
+            max_nodes: Self::DEFAULT_MAX_NODES,
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+/// A framed message in an 8-byte-aligned buffer.
+///
+/// Alignment matters to the foreign readers: C++ and pycapnp reject
+/// misaligned segments, so the bytes live in [`Word`]s rather than a `Vec<u8>`
+/// (whose alignment the allocator does not promise).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WireMessage {
+    words: Box<[Word]>,
+}
+
+impl WireMessage {
+    /// Serializes a built message into one aligned buffer.
+    pub fn from_builder<A: Allocator>(builder: &message::Builder<A>) -> Self {
+        let len = serialize::compute_serialized_size_in_words(builder);
+        let mut words = Word::allocate_zeroed_vec(len);
+        let mut out: &mut [u8] = Word::words_to_bytes_mut(&mut words);
+        serialize::write_message(&mut out, builder).expect("a buffer of the computed size holds the message");
+        debug_assert!(out.is_empty(), "the computed size is exact");
+        Self {
+            words: words.into_boxed_slice(),
+        }
+    }
+
+    /// The framed bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        Word::words_to_bytes(&self.words)
+    }
+
+    /// Length in bytes (always a multiple of 8).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.words.len() * 8
+    }
+
+    /// Whether the buffer is empty (never true for a built message).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Gives up the aligned buffer, e.g. to hand it across a C boundary.
+    #[must_use]
+    pub fn into_words(self) -> Box<[Word]> {
+        self.words
+    }
+}
+
+impl std::fmt::Debug for WireMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireMessage").field("len", &self.len()).finish()
+    }
+}
+
+impl AsRef<[u8]> for WireMessage {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+/// A message builder whose first segment is `words` long, so that a message
+/// whose size was estimated well ends up as one contiguous segment.
+#[must_use]
+pub fn builder_with_capacity(words: usize) -> message::Builder<HeapAllocator> {
+    // Cap'n Proto segments are at most 2^32 - 1 words; an estimate past a
+    // quarter of that is a hint the allocator may as well grow into.
+    let first = u32::try_from(words.clamp(64, 1 << 30)).unwrap_or(1 << 30);
+    message::Builder::new(HeapAllocator::new().first_segment_words(first))
+}
+
+/// Reads a framed message from `bytes` in place: no copy, any alignment.
+///
+/// The whole slice must be the message; bytes left over are an error, so a
+/// host that passes the wrong length finds out at once.
+pub fn read_message<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<message::Reader<BufferSegments<&'a [u8]>>, DecodeError> {
+    let mut rest = bytes;
+    let reader = serialize::read_message_from_flat_slice(&mut rest, limits.reader_options())?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes { count: rest.len() });
+    }
+    Ok(reader)
+}

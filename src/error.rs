@@ -1,0 +1,187 @@
+//! Errors of the wire codec.
+//!
+//! Decoding reads bytes a host wrote, so every way those bytes can be wrong has
+//! its own variant: a host (or a test) can tell a truncated message from a
+//! forward reference from a bad bigint without parsing a string.
+
+use thiserror::Error;
+
+/// Why bytes could not be decoded into a monty value or exception.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The bytes are not a well-formed Cap'n Proto message: truncated, a bad
+    /// segment table, a pointer out of bounds, a pointer of the wrong kind, ...
+    #[error("malformed message: {0}")]
+    Malformed(capnp::Error),
+
+    /// Bytes were left over after the message ended.
+    #[error("{count} trailing bytes after the end of the message")]
+    TrailingBytes {
+        /// How many bytes followed the message.
+        count: usize,
+    },
+
+    /// The message asked the reader to visit more words than
+    /// [`DecodeLimits::traversal_limit_words`](crate::DecodeLimits::traversal_limit_words)
+    /// allows (a huge message, or pointers that make the reader revisit data).
+    #[error("message exceeds the reader's traversal limit")]
+    TraversalLimit,
+
+    /// Structs or lists nest deeper than the reader allows.
+    #[error("message nests structs deeper than the reader allows")]
+    NestingLimit,
+
+    /// A value's arena has no nodes, so it has no root.
+    #[error("value has no nodes, so it has no root")]
+    MissingRoot,
+
+    /// The root index is outside the arena.
+    #[error("value root {root} is out of range for an arena of {len} nodes")]
+    RootOutOfRange {
+        /// The root index the message carries.
+        root: u32,
+        /// The number of nodes.
+        len: u32,
+    },
+
+    /// A node refers to a child index past the end of the arena.
+    #[error("node {node} refers to node {child}, but the arena has only {len} nodes")]
+    NodeIndexOutOfRange {
+        /// The holding node.
+        node: u32,
+        /// The child index it names.
+        child: u32,
+        /// The number of nodes.
+        len: u32,
+    },
+
+    /// A node refers to itself or to a node after it; arenas are post-order,
+    /// so that would be a forward reference or a cycle.
+    #[error("node {node} refers to node {child}, which is not below it (arenas are post-order)")]
+    ForwardReference {
+        /// The holding node.
+        node: u32,
+        /// The child index it names.
+        child: u32,
+    },
+
+    /// A class instance's `classType` is not a `classType` node.
+    #[error("class instance node {node} does not point at a class type node")]
+    ClassTypeNotAClass {
+        /// The instance node.
+        node: u32,
+    },
+
+    /// A text field is not valid UTF-8.
+    #[error("{field} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// The schema field, e.g. `Node.str`.
+        field: &'static str,
+    },
+
+    /// An enum field holds a value this version of the schema does not define.
+    #[error("{enum_name} has no value {value}")]
+    UnknownEnumValue {
+        /// The schema enum, e.g. `ExcType`.
+        enum_name: &'static str,
+        /// The ordinal found.
+        value: u16,
+    },
+
+    /// A union holds an arm this version of the schema does not define.
+    #[error("{union_name} has no arm {value}")]
+    UnknownUnionArm {
+        /// The schema union, e.g. `Node`.
+        union_name: &'static str,
+        /// The discriminant found.
+        value: u16,
+    },
+
+    /// A bigint is not in canonical form.
+    #[error("invalid bigint: {reason}")]
+    InvalidBigInt {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A UUID field is not exactly 16 bytes.
+    #[error("{field} must be a 16-byte UUID, got {len} bytes")]
+    InvalidUuid {
+        /// The schema field.
+        field: &'static str,
+        /// The length found.
+        len: usize,
+    },
+
+    /// A name (type, builtin function) that monty does not know.
+    #[error("unknown {kind} name {name:?}")]
+    UnknownName {
+        /// What the name should denote: `type`, `builtin function`.
+        kind: &'static str,
+        /// The name found.
+        name: String,
+    },
+
+    /// An integer does not fit the type monty uses for it on this platform.
+    #[error("{field} value {value} is out of range on this platform")]
+    IntegerOutOfRange {
+        /// The schema field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+
+    /// The arena holds more nodes than [`DecodeLimits::max_nodes`](crate::DecodeLimits::max_nodes).
+    #[error("value has {count} nodes, more than the limit of {limit}")]
+    TooManyNodes {
+        /// The number of nodes.
+        count: u32,
+        /// The configured limit.
+        limit: u32,
+    },
+
+    /// Values nest deeper than [`DecodeLimits::max_depth`](crate::DecodeLimits::max_depth).
+    #[error("value nests deeper than the limit of {limit} levels (node {node})")]
+    TooDeep {
+        /// The first node past the limit.
+        node: u32,
+        /// The configured limit.
+        limit: u32,
+    },
+}
+
+impl From<capnp::Error> for DecodeError {
+    fn from(err: capnp::Error) -> Self {
+        match err.kind {
+            capnp::ErrorKind::NestingLimitExceeded
+            | capnp::ErrorKind::MessageIsTooDeeplyNested
+            | capnp::ErrorKind::MessageIsTooDeeplyNestedOrContainsCycles => Self::NestingLimit,
+            capnp::ErrorKind::ReadLimitExceeded => Self::TraversalLimit,
+            _ => Self::Malformed(err),
+        }
+    }
+}
+
+/// Why a monty value or exception could not be encoded.
+///
+/// Cap'n Proto bounds every list and blob at 2^29 - 1 elements; monty values
+/// can be larger than that.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// A list, text or byte string is longer than a message can hold.
+    #[error("{what} has {len} elements, more than a message can hold ({max})")]
+    TooLarge {
+        /// What was too large, e.g. `bytes value`.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The largest length a message can hold.
+        max: usize,
+    },
+
+    /// The Cap'n Proto builder failed.
+    #[error("could not build message: {0}")]
+    Capnp(#[from] capnp::Error),
+}

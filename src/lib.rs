@@ -1,0 +1,30 @@
+//! monty-wire: the monty Python sandbox behind one Cap'n Proto protocol.
+//!
+//! `schema/monty_wire.capnp` is the contract. This crate encodes every monty
+//! value, exception and limit into it losslessly and decodes what a host
+//! sends back, checking every byte.
+//!
+//! ```
+//! use monty_types::MontyObject;
+//! use monty_wire::{DecodeLimits, decode_value, encode_value};
+//!
+//! let value = MontyObject::tuple(vec![MontyObject::int(1), MontyObject::string("two".into())]);
+//! let message = encode_value(&value).unwrap();
+//! let back = decode_value(message.as_bytes(), &DecodeLimits::default()).unwrap();
+//! assert_eq!(back, value);
+//! ```
+
+pub mod codec;
+pub mod error;
+
+/// The Rust bindings generated from `schema/monty_wire.capnp`.
+pub mod schema {
+    capnp::generated_code!(pub mod monty_wire_capnp);
+    pub use monty_wire_capnp::*;
+}
+
+pub use codec::{DecodeLimits, WireMessage, decode_exception, decode_value, encode_exception, encode_value};
+pub use error::{DecodeError, EncodeError};
+
+/// The protocol version this build speaks (`protocolVersion` in the schema).
+pub const PROTOCOL_VERSION: u32 = schema::PROTOCOL_VERSION;
