@@ -8,7 +8,7 @@
 //! use monty_types::MontyObject;
 //! use monty_wire::{DecodeLimits, decode_value, encode_value};
 //!
-//! let value = MontyObject::tuple(vec![MontyObject::int(1), MontyObject::string("two".into())]);
+//! let value = MontyObject::tuple(vec![MontyObject::int(1), MontyObject::string("two")]);
 //! let message = encode_value(&value).unwrap();
 //! let back = decode_value(message.as_bytes(), &DecodeLimits::default()).unwrap();
 //! assert_eq!(back, value);
