@@ -1,7 +1,9 @@
 //! `MontyException` ⇄ `PythonException`: type, message, every traceback
 //! field, and the structured Unicode / JSON error data.
 
-use monty_types::{CodeLoc, ExcData, ExcType, JsonErrorData, MontyException, StackFrame, UnicodeErrorData, UnicodeErrorObject};
+use monty_types::{
+    CodeLoc, ExcData, ExcType, JsonErrorData, MontyException, StackFrame, UnicodeErrorData, UnicodeErrorObject,
+};
 
 use super::value::{checked_data, checked_text, read_arc_text, read_text, unknown_arm, unknown_enum};
 use super::wire_len;
@@ -98,7 +100,10 @@ pub fn write_exception(exc: &MontyException, mut b: wire::python_exception::Buil
     b.set_type(exc_type_to_wire(exc.exc_type()));
     match exc.message() {
         None => b.reborrow().init_message().set_none(()),
-        Some(m) => b.reborrow().init_message().set_some(checked_text(m, "exception message")?),
+        Some(m) => b
+            .reborrow()
+            .init_message()
+            .set_some(checked_text(m, "exception message")?),
     }
     let frames = exc.traceback();
     let mut out = b.reborrow().init_traceback(wire_len(frames.len(), "traceback")?);
@@ -130,7 +135,10 @@ pub fn write_exception(exc: &MontyException, mut b: wire::python_exception::Buil
             out.set_msg(checked_text(&j.msg, "json error message")?);
             match &j.doc {
                 None => out.reborrow().init_doc().set_none(()),
-                Some(d) => out.reborrow().init_doc().set_some(checked_text(d, "json error document")?),
+                Some(d) => out
+                    .reborrow()
+                    .init_doc()
+                    .set_some(checked_text(d, "json error document")?),
             }
             out.set_pos(j.pos as u64);
             out.set_lineno(j.lineno as u64);
@@ -148,11 +156,17 @@ fn write_frame(frame: &StackFrame, mut out: wire::stack_frame::Builder<'_>) -> R
     out.set_end_column(frame.end.column);
     match &frame.frame_name {
         None => out.reborrow().init_frame_name().set_none(()),
-        Some(n) => out.reborrow().init_frame_name().set_some(checked_text(n, "frame name")?),
+        Some(n) => out
+            .reborrow()
+            .init_frame_name()
+            .set_some(checked_text(n, "frame name")?),
     }
     match &frame.preview_line {
         None => out.reborrow().init_preview_line().set_none(()),
-        Some(l) => out.reborrow().init_preview_line().set_some(checked_text(l, "frame preview line")?),
+        Some(l) => out
+            .reborrow()
+            .init_preview_line()
+            .set_some(checked_text(l, "frame preview line")?),
     }
     out.set_hide_caret(frame.hide_caret);
     out.set_hide_frame_name(frame.hide_frame_name);
@@ -166,7 +180,11 @@ fn write_frame(frame: &StackFrame, mut out: wire::stack_frame::Builder<'_>) -> R
 /// Reads a raised exception.
 pub fn read_exception(r: wire::python_exception::Reader<'_>) -> Result<MontyException, DecodeError> {
     let exc_type = exc_type_from_wire(r.get_type().map_err(|e| unknown_enum("ExcType", e))?);
-    let message = read_optional_text!(r.get_message(), wire::python_exception::message, "PythonException.message");
+    let message = read_optional_text!(
+        r.get_message(),
+        wire::python_exception::message,
+        "PythonException.message"
+    );
     let traceback = r
         .get_traceback()?
         .iter()
@@ -223,7 +241,11 @@ fn read_frame(r: wire::stack_frame::Reader<'_>) -> Result<StackFrame, DecodeErro
             line: r.get_end_line(),
             column: r.get_end_column(),
         },
-        frame_name: read_optional_text!(r.get_frame_name(), wire::stack_frame::frame_name, "StackFrame.frameName"),
+        frame_name: read_optional_text!(
+            r.get_frame_name(),
+            wire::stack_frame::frame_name,
+            "StackFrame.frameName"
+        ),
         preview_line: match r
             .get_preview_line()
             .which()

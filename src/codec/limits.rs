@@ -48,25 +48,45 @@ pub fn write_limits(limits: &ResourceLimits, mut b: wire::resource_limits::Build
 pub fn read_limits(r: wire::resource_limits::Reader<'_>) -> Result<ResourceLimits, DecodeError> {
     use wire::resource_limits as rl;
     Ok(ResourceLimits {
-        max_feed_duration: match r.get_max_feed_duration().which().map_err(|e| unknown_arm("ResourceLimits.maxFeedDuration", e))? {
+        max_feed_duration: match r
+            .get_max_feed_duration()
+            .which()
+            .map_err(|e| unknown_arm("ResourceLimits.maxFeedDuration", e))?
+        {
             rl::max_feed_duration::Which::Unlimited(()) => None,
             rl::max_feed_duration::Which::Nanos(n) => Some(Duration::from_nanos(n)),
         },
-        max_turn_duration: match r.get_max_turn_duration().which().map_err(|e| unknown_arm("ResourceLimits.maxTurnDuration", e))? {
+        max_turn_duration: match r
+            .get_max_turn_duration()
+            .which()
+            .map_err(|e| unknown_arm("ResourceLimits.maxTurnDuration", e))?
+        {
             rl::max_turn_duration::Which::Unlimited(()) => None,
             rl::max_turn_duration::Which::Nanos(n) => Some(Duration::from_nanos(n)),
         },
-        max_memory: match r.get_max_memory().which().map_err(|e| unknown_arm("ResourceLimits.maxMemory", e))? {
+        max_memory: match r
+            .get_max_memory()
+            .which()
+            .map_err(|e| unknown_arm("ResourceLimits.maxMemory", e))?
+        {
             rl::max_memory::Which::Unlimited(()) => None,
             rl::max_memory::Which::Bytes(n) => Some(to_usize(n, "ResourceLimits.maxMemory")?),
         },
-        gc_interval: match r.get_gc_interval().which().map_err(|e| unknown_arm("ResourceLimits.gcInterval", e))? {
+        gc_interval: match r
+            .get_gc_interval()
+            .which()
+            .map_err(|e| unknown_arm("ResourceLimits.gcInterval", e))?
+        {
             rl::gc_interval::Which::Default(()) => None,
             rl::gc_interval::Which::Allocations(n) => Some(to_usize(n, "ResourceLimits.gcInterval")?),
         },
         max_recursion_depth: to_usize(r.get_max_recursion_depth(), "ResourceLimits.maxRecursionDepth")?,
         max_suspensions: to_usize(r.get_max_suspensions(), "ResourceLimits.maxSuspensions")?,
-        max_total_sleep: match r.get_max_total_sleep().which().map_err(|e| unknown_arm("ResourceLimits.maxTotalSleep", e))? {
+        max_total_sleep: match r
+            .get_max_total_sleep()
+            .which()
+            .map_err(|e| unknown_arm("ResourceLimits.maxTotalSleep", e))?
+        {
             rl::max_total_sleep::Which::Unlimited(()) => None,
             rl::max_total_sleep::Which::Nanos(n) => Some(Duration::from_nanos(n)),
         },

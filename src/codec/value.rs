@@ -33,7 +33,10 @@ use crate::{
 /// Writes `value` into `builder`: its whole arena and its root.
 pub fn write_value(value: &MontyObject, mut builder: wire::value::Builder<'_>) -> Result<(), EncodeError> {
     let (graph, root) = unstable::graph_parts(value);
-    write_graph(graph, builder.reborrow().init_nodes(wire_len(graph.len(), "value arena")?))?;
+    write_graph(
+        graph,
+        builder.reborrow().init_nodes(wire_len(graph.len(), "value arena")?),
+    )?;
     builder.set_root(root.0);
     Ok(())
 }
@@ -42,7 +45,10 @@ pub fn write_value(value: &MontyObject, mut builder: wire::value::Builder<'_>) -
 ///
 /// Messages that carry several values in one arena (call arguments, named
 /// inputs) use this directly and store their own root indices.
-pub fn write_graph(graph: &MontyGraph, mut nodes: struct_list::Builder<'_, wire::node::Owned>) -> Result<(), EncodeError> {
+pub fn write_graph(
+    graph: &MontyGraph,
+    mut nodes: struct_list::Builder<'_, wire::node::Owned>,
+) -> Result<(), EncodeError> {
     for (index, node) in graph.nodes().iter().enumerate() {
         let index = u32::try_from(index).expect("the list was sized from this arena, so indices fit in u32");
         write_node(node, nodes.reborrow().get(index))?;
@@ -178,7 +184,10 @@ fn write_node(node: &MontyNode, mut b: wire::node::Builder<'_>) -> Result<(), En
             out.set_id(class.id.as_bytes());
             out.set_host_defined(class.host_defined);
             out.set_is_dataclass(class.is_dataclass);
-            write_pairs(&class.attrs, out.init_attrs(wire_len(class.attrs.len(), "class attributes")?));
+            write_pairs(
+                &class.attrs,
+                out.init_attrs(wire_len(class.attrs.len(), "class attributes")?),
+            );
         }
         MontyNode::ClassInstance {
             class_type,
@@ -394,7 +403,12 @@ impl ArenaReader<'_> {
         Ok(NodeId(child))
     }
 
-    fn ids(&self, node: u32, list: primitive_list::Reader<'_, u32>, depth: &mut u32) -> Result<Vec<NodeId>, DecodeError> {
+    fn ids(
+        &self,
+        node: u32,
+        list: primitive_list::Reader<'_, u32>,
+        depth: &mut u32,
+    ) -> Result<Vec<NodeId>, DecodeError> {
         list.iter().map(|child| self.child(node, child, depth)).collect()
     }
 
@@ -480,10 +494,13 @@ impl ArenaReader<'_> {
             }
             Which::BuiltinFunction(r) => {
                 let name = read_text(r, "Node.builtinFunction")?;
-                MontyNode::BuiltinFunction(name.parse::<BuiltinsFunctions>().map_err(|_| DecodeError::UnknownName {
-                    kind: "builtin function",
-                    name,
-                })?)
+                MontyNode::BuiltinFunction(
+                    name.parse::<BuiltinsFunctions>()
+                        .map_err(|_| DecodeError::UnknownName {
+                            kind: "builtin function",
+                            name,
+                        })?,
+                )
             }
             Which::Path(r) => MontyNode::Path(read_text(r, "Node.path")?),
             Which::FileHandle(r) => {
@@ -631,7 +648,9 @@ pub(crate) fn read_text(r: capnp::Result<text::Reader<'_>>, field: &'static str)
 
 /// Reads a text field as a shared string (traceback preview lines).
 pub(crate) fn read_arc_text(r: capnp::Result<text::Reader<'_>>, field: &'static str) -> Result<Arc<str>, DecodeError> {
-    r?.to_str().map(Arc::from).map_err(|_| DecodeError::InvalidUtf8 { field })
+    r?.to_str()
+        .map(Arc::from)
+        .map_err(|_| DecodeError::InvalidUtf8 { field })
 }
 
 pub(crate) fn unknown_enum(enum_name: &'static str, err: capnp::NotInSchema) -> DecodeError {
