@@ -141,6 +141,16 @@ pub enum DecodeError {
         limit: u32,
     },
 
+    /// Decoding would allocate more than the message's budget: four times
+    /// its size, capped by
+    /// [`DecodeLimits::max_decoded_bytes`](crate::DecodeLimits::max_decoded_bytes)
+    /// (see [`DecodeContext`](crate::codec::DecodeContext)).
+    #[error("decoding the message would allocate more than its budget of {limit} bytes")]
+    DecodedSizeLimit {
+        /// The budget of this message.
+        limit: u64,
+    },
+
     /// Values nest deeper than [`DecodeLimits::max_depth`](crate::DecodeLimits::max_depth).
     #[error("value nests deeper than the limit of {limit} levels (node {node})")]
     TooDeep {

@@ -500,6 +500,16 @@ fn empty_and_large_containers_round_trip() {
 }
 
 #[test]
+fn messages_convert_to_bytes_without_copying() {
+    let message = encode_value(&MontyObject::bytes(vec![7; 4096])).unwrap();
+    let address = message.as_bytes().as_ptr();
+    let shared = bytes::Bytes::from(message);
+    assert_eq!(shared.as_ptr(), address, "same buffer, no copy");
+    let back = decode_value(&shared, &DecodeLimits::default()).unwrap();
+    assert_eq!(back, MontyObject::bytes(vec![7; 4096]));
+}
+
+#[test]
 fn non_string_dict_keys_round_trip() {
     let value = MontyObject::dict([
         (

@@ -1,11 +1,14 @@
 //! `MontyException` ⇄ `PythonException`: type, message, every traceback
 //! field, and the structured Unicode / JSON error data.
 
+use std::sync::Arc;
+
 use monty_types::{
     CodeLoc, ExcData, ExcType, JsonErrorData, MontyException, StackFrame, UnicodeErrorData, UnicodeErrorObject,
 };
 
-use super::value::{checked_data, checked_text, read_arc_text, read_text, unknown_arm, unknown_enum};
+use super::message::DecodeContext;
+use super::value::{checked_data, checked_text, unknown_arm, unknown_enum};
 use super::wire_len;
 use crate::{
     error::{DecodeError, EncodeError},
@@ -178,18 +181,22 @@ fn write_frame(frame: &StackFrame, mut out: wire::stack_frame::Builder<'_>) -> R
 // ---------------------------------------------------------------------------
 
 /// Reads a raised exception.
-pub fn read_exception(r: wire::python_exception::Reader<'_>) -> Result<MontyException, DecodeError> {
+pub fn read_exception(
+    r: wire::python_exception::Reader<'_>,
+    ctx: &mut DecodeContext,
+) -> Result<MontyException, DecodeError> {
     let exc_type = exc_type_from_wire(r.get_type().map_err(|e| unknown_enum("ExcType", e))?);
     let message = read_optional_text!(
+        ctx,
         r.get_message(),
         wire::python_exception::message,
         "PythonException.message"
     );
-    let traceback = r
-        .get_traceback()?
-        .iter()
-        .map(read_frame)
-        .collect::<Result<Vec<_>, _>>()?;
+    let frames = r.get_traceback()?;
+    let mut traceback = ctx.vec(frames.len())?;
+    for frame in frames.iter() {
+        traceback.push(read_frame(frame, ctx)?);
+    }
     let data = match r
         .get_data()
         .which()
@@ -203,24 +210,24 @@ pub fn read_exception(r: wire::python_exception::Reader<'_>) -> Result<MontyExce
                 .which()
                 .map_err(|e| unknown_arm("UnicodeErrorData.object", e))?
             {
-                wire::unicode_error_data::object::Which::Bytes(b) => UnicodeErrorObject::Bytes(b?.to_vec()),
+                wire::unicode_error_data::object::Which::Bytes(b) => UnicodeErrorObject::Bytes(ctx.data(b)?),
                 wire::unicode_error_data::object::Which::Str(s) => {
-                    UnicodeErrorObject::Str(read_text(s, "UnicodeErrorData.object")?)
+                    UnicodeErrorObject::Str(ctx.text(s, "UnicodeErrorData.object")?)
                 }
             };
             ExcData::Unicode(Box::new(UnicodeErrorData {
-                encoding: read_text(u.get_encoding(), "UnicodeErrorData.encoding")?,
+                encoding: ctx.text(u.get_encoding(), "UnicodeErrorData.encoding")?,
                 object,
                 start: to_usize(u.get_start(), "UnicodeErrorData.start")?,
                 end: to_usize(u.get_end(), "UnicodeErrorData.end")?,
-                reason: read_text(u.get_reason(), "UnicodeErrorData.reason")?,
+                reason: ctx.text(u.get_reason(), "UnicodeErrorData.reason")?,
             }))
         }
         wire::python_exception::data::Which::Json(j) => {
             let j = j?;
             ExcData::Json(Box::new(JsonErrorData {
-                msg: read_text(j.get_msg(), "JsonErrorData.msg")?,
-                doc: read_optional_text!(j.get_doc(), wire::json_error_data::doc, "JsonErrorData.doc"),
+                msg: ctx.text(j.get_msg(), "JsonErrorData.msg")?,
+                doc: read_optional_text!(ctx, j.get_doc(), wire::json_error_data::doc, "JsonErrorData.doc"),
                 pos: to_usize(j.get_pos(), "JsonErrorData.pos")?,
                 lineno: to_usize(j.get_lineno(), "JsonErrorData.lineno")?,
                 colno: to_usize(j.get_colno(), "JsonErrorData.colno")?,
@@ -230,9 +237,9 @@ pub fn read_exception(r: wire::python_exception::Reader<'_>) -> Result<MontyExce
     Ok(MontyException::with_traceback(exc_type, message, traceback).with_data(data))
 }
 
-fn read_frame(r: wire::stack_frame::Reader<'_>) -> Result<StackFrame, DecodeError> {
+fn read_frame(r: wire::stack_frame::Reader<'_>, ctx: &mut DecodeContext) -> Result<StackFrame, DecodeError> {
     Ok(StackFrame {
-        filename: read_text(r.get_filename(), "StackFrame.filename")?,
+        filename: ctx.text(r.get_filename(), "StackFrame.filename")?,
         start: CodeLoc {
             line: r.get_start_line(),
             column: r.get_start_column(),
@@ -242,6 +249,7 @@ fn read_frame(r: wire::stack_frame::Reader<'_>) -> Result<StackFrame, DecodeErro
             column: r.get_end_column(),
         },
         frame_name: read_optional_text!(
+            ctx,
             r.get_frame_name(),
             wire::stack_frame::frame_name,
             "StackFrame.frameName"
@@ -252,7 +260,7 @@ fn read_frame(r: wire::stack_frame::Reader<'_>) -> Result<StackFrame, DecodeErro
             .map_err(|e| unknown_arm("StackFrame.previewLine", e))?
         {
             wire::stack_frame::preview_line::Which::None(()) => None,
-            wire::stack_frame::preview_line::Which::Some(t) => Some(read_arc_text(t, "StackFrame.previewLine")?),
+            wire::stack_frame::preview_line::Which::Some(t) => Some(Arc::from(ctx.str(t, "StackFrame.previewLine")?)),
         },
         hide_caret: r.get_hide_caret(),
         hide_frame_name: r.get_hide_frame_name(),

@@ -5,7 +5,8 @@ use std::time::Duration;
 use monty_types::{ResourceLimits, SourceRange};
 
 use super::exception::to_usize;
-use super::value::{checked_text, read_text, unknown_arm};
+use super::message::DecodeContext;
+use super::value::{checked_text, unknown_arm};
 use crate::{
     error::{DecodeError, EncodeError},
     schema::monty_wire_capnp as wire,
@@ -102,9 +103,12 @@ pub fn write_source_range(range: &SourceRange, mut b: wire::source_range::Builde
 }
 
 /// Reads a source span.
-pub fn read_source_range(r: wire::source_range::Reader<'_>) -> Result<SourceRange, DecodeError> {
+pub fn read_source_range(
+    r: wire::source_range::Reader<'_>,
+    ctx: &mut DecodeContext,
+) -> Result<SourceRange, DecodeError> {
     Ok(SourceRange {
-        filename: read_text(r.get_filename(), "SourceRange.filename")?,
+        filename: ctx.text(r.get_filename(), "SourceRange.filename")?,
         start: r.get_start(),
         end: r.get_end(),
     })

@@ -29,6 +29,11 @@ pub struct DecodeLimits {
     /// Decoding itself never recurses; the bound protects consumers of the
     /// decoded value, such as monty's own recursive equality and repr.
     pub max_depth: u32,
+    /// The most heap bytes decoding one message may allocate. The traversal
+    /// limit alone does not bound this: Cap'n Proto charges a list of empty
+    /// structs one word per element, so a message of a few bytes can claim
+    /// millions of elements that each decode into far more than a word.
+    pub max_decoded_bytes: u64,
 }
 
 impl DecodeLimits {
@@ -39,6 +44,8 @@ impl DecodeLimits {
     /// Deeper than any value monty's own recursion limit lets a program build
     /// recursively, and shallow enough for every consumer's stack.
     pub const DEFAULT_MAX_DEPTH: u32 = 2_000;
+    /// 1 GiB: four times the largest default message.
+    pub const DEFAULT_MAX_DECODED_BYTES: u64 = 1 << 30;
 
     pub(crate) fn reader_options(&self) -> ReaderOptions {
         let mut options = ReaderOptions::new();
@@ -53,7 +60,97 @@ impl Default for DecodeLimits {
             traversal_limit_words: Self::DEFAULT_TRAVERSAL_LIMIT_WORDS,
             max_nodes: Self::DEFAULT_MAX_NODES,
             max_depth: Self::DEFAULT_MAX_DEPTH,
+            max_decoded_bytes: Self::DEFAULT_MAX_DECODED_BYTES,
         }
+    }
+}
+
+/// The state of decoding one message: its limits and what is left of its
+/// decoded-size budget. Every allocation a decoder makes from message data is
+/// charged here first, so the budget fails before the allocator does.
+///
+/// The budget is proportional to the message: legitimate data decodes into at
+/// most about three times its wire size (a node, a traceback frame, a field
+/// name), so [`DecodeContext::AMPLIFICATION`] times the message length (plus
+/// a small allowance) admits every honest message. It stops the one trick
+/// the traversal limit misses: Cap'n Proto charges a list of empty structs one
+/// word per element, so a few bytes could otherwise claim millions of
+/// elements that each decode into a hundred bytes.
+#[derive(Debug, Clone)]
+pub struct DecodeContext {
+    limits: DecodeLimits,
+    remaining: u64,
+    budget: u64,
+}
+
+impl DecodeContext {
+    /// How many decoded bytes one byte of message may turn into.
+    pub const AMPLIFICATION: u64 = 4;
+    /// Decoded bytes allowed on top of the proportional budget.
+    pub const ALLOWANCE: u64 = 4096;
+
+    /// A fresh budget for one message of `message_len` bytes.
+    #[must_use]
+    pub fn new(limits: &DecodeLimits, message_len: usize) -> Self {
+        let budget = (message_len as u64)
+            .saturating_mul(Self::AMPLIFICATION)
+            .saturating_add(Self::ALLOWANCE)
+            .min(limits.max_decoded_bytes);
+        Self {
+            limits: *limits,
+            remaining: budget,
+            budget,
+        }
+    }
+
+    /// The limits this context enforces.
+    #[must_use]
+    pub fn limits(&self) -> &DecodeLimits {
+        &self.limits
+    }
+
+    /// Charges `bytes` against the budget.
+    pub fn charge(&mut self, bytes: u64) -> Result<(), DecodeError> {
+        match self.remaining.checked_sub(bytes) {
+            Some(rest) => {
+                self.remaining = rest;
+                Ok(())
+            }
+            None => Err(DecodeError::DecodedSizeLimit { limit: self.budget }),
+        }
+    }
+
+    /// Charges for `count` values of `T`, then makes room for them.
+    pub fn vec<T>(&mut self, count: u32) -> Result<Vec<T>, DecodeError> {
+        self.charge(u64::from(count).saturating_mul(std::mem::size_of::<T>() as u64))?;
+        Ok(Vec::with_capacity(count as usize))
+    }
+
+    /// Copies a text field out of the message, naming the field if it is not UTF-8.
+    pub fn text(
+        &mut self,
+        r: capnp::Result<capnp::text::Reader<'_>>,
+        field: &'static str,
+    ) -> Result<String, DecodeError> {
+        Ok(self.str(r, field)?.to_owned())
+    }
+
+    /// Borrows a text field after charging for the copy the caller will make.
+    pub fn str<'a>(
+        &mut self,
+        r: capnp::Result<capnp::text::Reader<'a>>,
+        field: &'static str,
+    ) -> Result<&'a str, DecodeError> {
+        let text = r?;
+        self.charge(text.len() as u64)?;
+        text.to_str().map_err(|_| DecodeError::InvalidUtf8 { field })
+    }
+
+    /// Copies a data field out of the message.
+    pub fn data(&mut self, r: capnp::Result<capnp::data::Reader<'_>>) -> Result<Vec<u8>, DecodeError> {
+        let data = r?;
+        self.charge(data.len() as u64)?;
+        Ok(data.to_vec())
     }
 }
 
@@ -114,6 +211,14 @@ impl std::fmt::Debug for WireMessage {
 impl AsRef<[u8]> for WireMessage {
     fn as_ref(&self) -> &[u8] {
         self.as_bytes()
+    }
+}
+
+/// Hands the aligned buffer to a cheaply clonable [`bytes::Bytes`] without
+/// copying it, for Rust hosts that fan a response out to several consumers.
+impl From<WireMessage> for bytes::Bytes {
+    fn from(message: WireMessage) -> Self {
+        bytes::Bytes::from_owner(message)
     }
 }
 

@@ -7,13 +7,13 @@
 
 /// Reads an optional-text union (`none` / `some :Text`) of a generated group.
 macro_rules! read_optional_text {
-    ($group:expr, $($module:ident)::+, $field:literal) => {
+    ($ctx:expr, $group:expr, $($module:ident)::+, $field:literal) => {
         match $group
             .which()
             .map_err(|e| $crate::codec::value::unknown_arm($field, e))?
         {
             $($module)::+::Which::None(()) => None,
-            $($module)::+::Which::Some(t) => Some($crate::codec::value::read_text(t, $field)?),
+            $($module)::+::Which::Some(t) => Some($ctx.text(t, $field)?),
         }
     };
 }
@@ -29,7 +29,7 @@ use crate::{
     error::{DecodeError, EncodeError},
     schema::monty_wire_capnp as wire,
 };
-pub use message::{DecodeLimits, WireMessage, builder_with_capacity, read_message};
+pub use message::{DecodeContext, DecodeLimits, WireMessage, builder_with_capacity, read_message};
 
 /// The most elements a Cap'n Proto list can hold.
 const MAX_LIST_LEN: usize = (1 << 29) - 1;
@@ -57,7 +57,10 @@ pub fn encode_value(value: &MontyObject) -> Result<WireMessage, EncodeError> {
 /// Decodes a message whose root is a `Value`, reading `bytes` in place.
 pub fn decode_value(bytes: &[u8], limits: &DecodeLimits) -> Result<MontyObject, DecodeError> {
     let message = read_message(bytes, limits)?;
-    value::read_value(message.get_root::<wire::value::Reader<'_>>()?, limits)
+    value::read_value(
+        message.get_root::<wire::value::Reader<'_>>()?,
+        &mut DecodeContext::new(limits, bytes.len()),
+    )
 }
 
 /// Encodes `exc` as a message whose root is a `PythonException`.
@@ -70,5 +73,8 @@ pub fn encode_exception(exc: &MontyException) -> Result<WireMessage, EncodeError
 /// Decodes a message whose root is a `PythonException`.
 pub fn decode_exception(bytes: &[u8], limits: &DecodeLimits) -> Result<MontyException, DecodeError> {
     let message = read_message(bytes, limits)?;
-    exception::read_exception(message.get_root::<wire::python_exception::Reader<'_>>()?)
+    exception::read_exception(
+        message.get_root::<wire::python_exception::Reader<'_>>()?,
+        &mut DecodeContext::new(limits, bytes.len()),
+    )
 }

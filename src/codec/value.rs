@@ -6,9 +6,7 @@
 //! (with a precise error) before handing the nodes to
 //! `MontyGraph::from_nodes`, monty's own validator for untrusted arenas.
 
-use std::sync::Arc;
-
-use capnp::{primitive_list, struct_list, text};
+use capnp::{primitive_list, struct_list};
 use monty_types::{
     BuiltinsFunctions, FileMode, MontyComplex, MontyDate, MontyDateTime, MontyFileHandle, MontyObject, MontyTime,
     MontyTimeDelta, MontyTimeZone, MontyType, MontyUuid,
@@ -18,7 +16,7 @@ use num_bigint::{BigInt, Sign};
 
 use super::{
     exception::{exc_type_from_wire, exc_type_to_wire},
-    message::DecodeLimits,
+    message::DecodeContext,
     wire_len,
 };
 use crate::{
@@ -326,8 +324,8 @@ fn check_blob(len: usize, what: &'static str) -> Result<(), EncodeError> {
 
 /// Reads a `Value` into a `MontyObject`, checking everything a hostile writer
 /// could get wrong.
-pub fn read_value(reader: wire::value::Reader<'_>, limits: &DecodeLimits) -> Result<MontyObject, DecodeError> {
-    let graph = read_graph(reader.get_nodes()?, limits)?;
+pub fn read_value(reader: wire::value::Reader<'_>, ctx: &mut DecodeContext) -> Result<MontyObject, DecodeError> {
+    let graph = read_graph(reader.get_nodes()?, ctx)?;
     if graph.is_empty() {
         return Err(DecodeError::MissingRoot);
     }
@@ -342,21 +340,22 @@ pub fn read_value(reader: wire::value::Reader<'_>, limits: &DecodeLimits) -> Res
 /// Reads a node list into a validated `MontyGraph`, in one forward pass.
 pub fn read_graph(
     nodes: struct_list::Reader<'_, wire::node::Owned>,
-    limits: &DecodeLimits,
+    ctx: &mut DecodeContext,
 ) -> Result<MontyGraph, DecodeError> {
     let count = nodes.len();
-    if count > limits.max_nodes {
+    let max_nodes = ctx.limits().max_nodes;
+    if count > max_nodes {
         return Err(DecodeError::TooManyNodes {
             count,
-            limit: limits.max_nodes,
+            limit: max_nodes,
         });
     }
+    let mut out = ctx.vec::<MontyNode>(count)?;
     let mut arena = ArenaReader {
         len: count,
-        depths: Vec::with_capacity(count as usize),
-        limits,
+        depths: ctx.vec::<u32>(count)?,
+        ctx,
     };
-    let mut out = Vec::with_capacity(count as usize);
     for (index, node) in (0..count).zip(nodes.iter()) {
         out.push(arena.read_node(index, node)?);
     }
@@ -378,12 +377,12 @@ fn graph_error(err: GraphError) -> DecodeError {
 }
 
 /// Per-arena decoding state: child-index checks and depth tracking.
-struct ArenaReader<'l> {
+struct ArenaReader<'c> {
     len: u32,
     /// `depths[i]` is the nesting depth of node `i` (leaves are 1). Children
     /// precede their holders, so one forward pass computes every depth.
     depths: Vec<u32>,
-    limits: &'l DecodeLimits,
+    ctx: &'c mut DecodeContext,
 }
 
 impl ArenaReader<'_> {
@@ -404,28 +403,32 @@ impl ArenaReader<'_> {
     }
 
     fn ids(
-        &self,
+        &mut self,
         node: u32,
         list: primitive_list::Reader<'_, u32>,
         depth: &mut u32,
     ) -> Result<Vec<NodeId>, DecodeError> {
-        list.iter().map(|child| self.child(node, child, depth)).collect()
+        let mut ids = self.ctx.vec(list.len())?;
+        for child in list.iter() {
+            ids.push(self.child(node, child, depth)?);
+        }
+        Ok(ids)
     }
 
     fn pairs(
-        &self,
+        &mut self,
         node: u32,
         list: struct_list::Reader<'_, wire::pair::Owned>,
         depth: &mut u32,
     ) -> Result<Vec<(NodeId, NodeId)>, DecodeError> {
-        list.iter()
-            .map(|pair| {
-                Ok((
-                    self.child(node, pair.get_key(), depth)?,
-                    self.child(node, pair.get_value(), depth)?,
-                ))
-            })
-            .collect()
+        let mut pairs = self.ctx.vec(list.len())?;
+        for pair in list.iter() {
+            pairs.push((
+                self.child(node, pair.get_key(), depth)?,
+                self.child(node, pair.get_value(), depth)?,
+            ));
+        }
+        Ok(pairs)
     }
 
     fn read_node(&mut self, index: u32, node: wire::node::Reader<'_>) -> Result<MontyNode, DecodeError> {
@@ -442,7 +445,7 @@ impl ArenaReader<'_> {
             Which::None(()) => MontyNode::None,
             Which::Bool(v) => MontyNode::Bool(v),
             Which::Int(v) => MontyNode::Int(v),
-            Which::BigInt(r) => MontyNode::BigInt(read_big_int(r?)?),
+            Which::BigInt(r) => MontyNode::BigInt(read_big_int(r?, self.ctx)?),
             Which::Float(v) => MontyNode::Float(v),
             Which::Complex(r) => {
                 let r = r?;
@@ -451,8 +454,8 @@ impl ArenaReader<'_> {
                     imag: r.get_imag(),
                 })
             }
-            Which::Str(r) => MontyNode::String(read_text(r, "Node.str")?),
-            Which::Bytes(r) => MontyNode::Bytes(r?.to_vec()),
+            Which::Str(r) => MontyNode::String(self.ctx.text(r, "Node.str")?),
+            Which::Bytes(r) => MontyNode::Bytes(self.ctx.data(r)?),
             Which::Date(r) => {
                 let r = r?;
                 MontyNode::Date(MontyDate {
@@ -461,8 +464,8 @@ impl ArenaReader<'_> {
                     day: r.get_day(),
                 })
             }
-            Which::DateTime(r) => MontyNode::DateTime(read_date_time(r?)?),
-            Which::Time(r) => MontyNode::Time(read_time(r?)?),
+            Which::DateTime(r) => MontyNode::DateTime(read_date_time(r?, self.ctx)?),
+            Which::Time(r) => MontyNode::Time(read_time(r?, self.ctx)?),
             Which::TimeDelta(r) => {
                 let r = r?;
                 MontyNode::TimeDelta(MontyTimeDelta {
@@ -475,25 +478,25 @@ impl ArenaReader<'_> {
                 let r = r?;
                 MontyNode::TimeZone(MontyTimeZone {
                     offset_seconds: r.get_offset_seconds(),
-                    name: read_optional_text!(r.get_name(), wire::time_zone::name, "TimeZone.name"),
+                    name: read_optional_text!(self.ctx, r.get_name(), wire::time_zone::name, "TimeZone.name"),
                 })
             }
-            Which::Decimal(r) => MontyNode::Decimal(read_text(r, "Node.decimal")?),
+            Which::Decimal(r) => MontyNode::Decimal(self.ctx.text(r, "Node.decimal")?),
             Which::Exception(r) => {
                 let r = r?;
                 MontyNode::Exception {
                     exc_type: exc_type_from_wire(r.get_type().map_err(|e| unknown_enum("ExcType", e))?),
-                    arg: read_optional_text!(r.get_arg(), wire::exception_value::arg, "ExceptionValue.arg"),
+                    arg: read_optional_text!(self.ctx, r.get_arg(), wire::exception_value::arg, "ExceptionValue.arg"),
                 }
             }
             Which::Type(r) => {
-                let name = read_text(r, "Node.type")?;
+                let name = self.ctx.text(r, "Node.type")?;
                 MontyNode::Type(
                     MontyType::from_type_name(&name).ok_or(DecodeError::UnknownName { kind: "type", name })?,
                 )
             }
             Which::BuiltinFunction(r) => {
-                let name = read_text(r, "Node.builtinFunction")?;
+                let name = self.ctx.text(r, "Node.builtinFunction")?;
                 MontyNode::BuiltinFunction(
                     name.parse::<BuiltinsFunctions>()
                         .map_err(|_| DecodeError::UnknownName {
@@ -502,12 +505,12 @@ impl ArenaReader<'_> {
                         })?,
                 )
             }
-            Which::Path(r) => MontyNode::Path(read_text(r, "Node.path")?),
+            Which::Path(r) => MontyNode::Path(self.ctx.text(r, "Node.path")?),
             Which::FileHandle(r) => {
                 let r = r?;
                 let mode = r.get_mode().map_err(|e| unknown_enum("FileMode", e))?;
                 MontyNode::FileHandle(MontyFileHandle {
-                    path: read_text(r.get_path(), "FileHandle.path")?,
+                    path: self.ctx.text(r.get_path(), "FileHandle.path")?,
                     mode: file_mode_from_wire(mode, r.get_binary()),
                     position: r.get_position(),
                 })
@@ -515,25 +518,30 @@ impl ArenaReader<'_> {
             Which::Function(r) => {
                 let r = r?;
                 MontyNode::Function {
-                    name: read_text(r.get_name(), "Function.name")?,
-                    docstring: read_optional_text!(r.get_docstring(), wire::function::docstring, "Function.docstring"),
+                    name: self.ctx.text(r.get_name(), "Function.name")?,
+                    docstring: read_optional_text!(
+                        self.ctx,
+                        r.get_docstring(),
+                        wire::function::docstring,
+                        "Function.docstring"
+                    ),
                 }
             }
-            Which::Repr(r) => MontyNode::Repr(read_text(r, "Node.repr")?),
-            Which::Cycle(r) => MontyNode::Cycle(read_text(r, "Node.cycle")?),
+            Which::Repr(r) => MontyNode::Repr(self.ctx.text(r, "Node.repr")?),
+            Which::Cycle(r) => MontyNode::Cycle(self.ctx.text(r, "Node.cycle")?),
             Which::List(r) => MontyNode::List(self.ids(index, r?, &mut depth)?),
             Which::Tuple(r) => MontyNode::Tuple(self.ids(index, r?, &mut depth)?),
             Which::Set(r) => MontyNode::Set(self.ids(index, r?, &mut depth)?),
             Which::FrozenSet(r) => MontyNode::FrozenSet(self.ids(index, r?, &mut depth)?),
             Which::NamedTuple(r) => {
                 let r = r?;
-                let field_names = r
-                    .get_field_names()?
-                    .iter()
-                    .map(|name| read_text(name, "NamedTuple.fieldNames"))
-                    .collect::<Result<_, _>>()?;
+                let names = r.get_field_names()?;
+                let mut field_names = self.ctx.vec(names.len())?;
+                for name in names.iter() {
+                    field_names.push(self.ctx.text(name, "NamedTuple.fieldNames")?);
+                }
                 MontyNode::NamedTuple {
-                    type_name: read_text(r.get_type_name(), "NamedTuple.typeName")?,
+                    type_name: self.ctx.text(r.get_type_name(), "NamedTuple.typeName")?,
                     field_names,
                     values: self.ids(index, r.get_values()?, &mut depth)?,
                 }
@@ -541,8 +549,9 @@ impl ArenaReader<'_> {
             Which::Dict(r) => MontyNode::Dict(self.pairs(index, r?, &mut depth)?),
             Which::ClassType(r) => {
                 let r = r?;
+                self.ctx.charge(std::mem::size_of::<ClassTypeNode>() as u64)?;
                 MontyNode::ClassType(Box::new(ClassTypeNode {
-                    name: read_text(r.get_name(), "ClassType.name")?,
+                    name: self.ctx.text(r.get_name(), "ClassType.name")?,
                     id: read_uuid(r.get_id(), "ClassType.id")?,
                     host_defined: r.get_host_defined(),
                     is_dataclass: r.get_is_dataclass(),
@@ -560,16 +569,16 @@ impl ArenaReader<'_> {
             Which::Module(r) => {
                 let r = r?;
                 MontyNode::Module {
-                    name: read_text(r.get_name(), "Module.name")?,
+                    name: self.ctx.text(r.get_name(), "Module.name")?,
                     id: read_uuid(r.get_id(), "Module.id")?,
                     attrs: self.pairs(index, r.get_attrs()?, &mut depth)?,
                 }
             }
         };
-        if depth > self.limits.max_depth {
+        if depth > self.ctx.limits().max_depth {
             return Err(DecodeError::TooDeep {
                 node: index,
-                limit: self.limits.max_depth,
+                limit: self.ctx.limits().max_depth,
             });
         }
         self.depths.push(depth);
@@ -577,8 +586,9 @@ impl ArenaReader<'_> {
     }
 }
 
-fn read_big_int(r: wire::big_int::Reader<'_>) -> Result<BigInt, DecodeError> {
+fn read_big_int(r: wire::big_int::Reader<'_>, ctx: &mut DecodeContext) -> Result<BigInt, DecodeError> {
     let magnitude = r.get_magnitude()?;
+    ctx.charge(magnitude.len() as u64)?;
     match (r.get_negative(), magnitude.first()) {
         (true, None) => Err(DecodeError::InvalidBigInt {
             reason: "zero must not be negative",
@@ -599,7 +609,7 @@ fn read_big_int(r: wire::big_int::Reader<'_>) -> Result<BigInt, DecodeError> {
     }
 }
 
-fn read_date_time(r: wire::date_time::Reader<'_>) -> Result<MontyDateTime, DecodeError> {
+fn read_date_time(r: wire::date_time::Reader<'_>, ctx: &mut DecodeContext) -> Result<MontyDateTime, DecodeError> {
     Ok(MontyDateTime {
         year: r.get_year(),
         month: r.get_month(),
@@ -612,11 +622,11 @@ fn read_date_time(r: wire::date_time::Reader<'_>) -> Result<MontyDateTime, Decod
             wire::date_time::offset::Which::Naive(()) => None,
             wire::date_time::offset::Which::Seconds(s) => Some(s),
         },
-        timezone_name: read_optional_text!(r.get_zone_name(), wire::date_time::zone_name, "DateTime.zoneName"),
+        timezone_name: read_optional_text!(ctx, r.get_zone_name(), wire::date_time::zone_name, "DateTime.zoneName"),
     })
 }
 
-fn read_time(r: wire::time::Reader<'_>) -> Result<MontyTime, DecodeError> {
+fn read_time(r: wire::time::Reader<'_>, ctx: &mut DecodeContext) -> Result<MontyTime, DecodeError> {
     Ok(MontyTime {
         hour: r.get_hour(),
         minute: r.get_minute(),
@@ -626,7 +636,7 @@ fn read_time(r: wire::time::Reader<'_>) -> Result<MontyTime, DecodeError> {
             wire::time::offset::Which::Naive(()) => None,
             wire::time::offset::Which::Seconds(s) => Some(s),
         },
-        timezone_name: read_optional_text!(r.get_zone_name(), wire::time::zone_name, "Time.zoneName"),
+        timezone_name: read_optional_text!(ctx, r.get_zone_name(), wire::time::zone_name, "Time.zoneName"),
         fold: r.get_fold(),
     })
 }
@@ -637,20 +647,6 @@ fn read_uuid(r: capnp::Result<capnp::data::Reader<'_>>, field: &'static str) -> 
         field,
         len: bytes.len(),
     })
-}
-
-/// Reads a text field as an owned `String`, naming the field if it is not UTF-8.
-pub(crate) fn read_text(r: capnp::Result<text::Reader<'_>>, field: &'static str) -> Result<String, DecodeError> {
-    r?.to_str()
-        .map(str::to_owned)
-        .map_err(|_| DecodeError::InvalidUtf8 { field })
-}
-
-/// Reads a text field as a shared string (traceback preview lines).
-pub(crate) fn read_arc_text(r: capnp::Result<text::Reader<'_>>, field: &'static str) -> Result<Arc<str>, DecodeError> {
-    r?.to_str()
-        .map(Arc::from)
-        .map_err(|_| DecodeError::InvalidUtf8 { field })
 }
 
 pub(crate) fn unknown_enum(enum_name: &'static str, err: capnp::NotInSchema) -> DecodeError {
