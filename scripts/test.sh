@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then
+# runs formatting and lint checks, the Rust tests, the wasm32-wasip1 build and
+# the cross-language tests (pycapnp, the C++ reference implementation).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+# The Cap'n Proto compiler: the schema drift test and `capnp decode` use it.
+# Building the crate does not (build.rs replays schema/monty_wire.cgr).
+if ! command -v capnp >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq capnproto >/dev/null
+fi
+
+# pycapnp and pytest, in a virtualenv of their own.
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+echo "== format and lint"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "== wasm32-wasip1 build"
+cargo build --locked --target wasm32-wasip1 --lib
+
+echo "== Rust tests"
+cargo test --locked
+
+echo "== codec tests on wasm32-wasip1 (32-bit, under Node's WASI)"
+if ! build_log=$(cargo test --locked --target wasm32-wasip1 --test roundtrip --test malformed --no-run 2>&1); then
+  echo "$build_log"
+  exit 1
+fi
+wasm_tests=$(echo "$build_log" | sed -n 's/.*Executable .* (\(.*\.wasm\))$/\1/p')
+[ -n "$wasm_tests" ] || { echo "no wasm32-wasip1 test modules were built"; exit 1; }
+for module in $wasm_tests; do
+  node --no-warnings scripts/wasi-run.mjs "$module"
+done
+
+echo "== fuzz targets compile"
+cargo check --locked --manifest-path fuzz/Cargo.toml
+
+echo "== cross-language tests (pycapnp)"
+.venv/bin/python -m pytest tests/python -q
