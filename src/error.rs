@@ -167,7 +167,9 @@ impl From<capnp::Error> for DecodeError {
             capnp::ErrorKind::NestingLimitExceeded
             | capnp::ErrorKind::MessageIsTooDeeplyNested
             | capnp::ErrorKind::MessageIsTooDeeplyNestedOrContainsCycles => Self::NestingLimit,
-            capnp::ErrorKind::ReadLimitExceeded => Self::TraversalLimit,
+            // A message larger than the limit is refused before any reading
+            // (`MessageTooLarge`); one that revisits data fails while read.
+            capnp::ErrorKind::ReadLimitExceeded | capnp::ErrorKind::MessageTooLarge(_) => Self::TraversalLimit,
             _ => Self::Malformed(err),
         }
     }
