@@ -101,13 +101,7 @@ exc_type_table! {
 /// Writes a raised exception: type, message, traceback and data.
 pub fn write_exception(exc: &MontyException, mut b: wire::python_exception::Builder<'_>) -> Result<(), EncodeError> {
     b.set_type(exc_type_to_wire(exc.exc_type()));
-    match exc.message() {
-        None => b.reborrow().init_message().set_none(()),
-        Some(m) => b
-            .reborrow()
-            .init_message()
-            .set_some(checked_text(m, "exception message")?),
-    }
+    write_optional_text!(b.reborrow().init_message(), exc.message(), "exception message");
     let frames = exc.traceback();
     let mut out = b.reborrow().init_traceback(wire_len(frames.len(), "traceback")?);
     for (i, frame) in (0..).zip(frames) {
@@ -136,13 +130,7 @@ pub fn write_exception(exc: &MontyException, mut b: wire::python_exception::Buil
         ExcData::Json(j) => {
             let mut out = data.init_json();
             out.set_msg(checked_text(&j.msg, "json error message")?);
-            match &j.doc {
-                None => out.reborrow().init_doc().set_none(()),
-                Some(d) => out
-                    .reborrow()
-                    .init_doc()
-                    .set_some(checked_text(d, "json error document")?),
-            }
+            write_optional_text!(out.reborrow().init_doc(), &j.doc, "json error document");
             out.set_pos(j.pos as u64);
             out.set_lineno(j.lineno as u64);
             out.set_colno(j.colno as u64);
@@ -157,20 +145,12 @@ fn write_frame(frame: &StackFrame, mut out: wire::stack_frame::Builder<'_>) -> R
     out.set_start_column(frame.start.column);
     out.set_end_line(frame.end.line);
     out.set_end_column(frame.end.column);
-    match &frame.frame_name {
-        None => out.reborrow().init_frame_name().set_none(()),
-        Some(n) => out
-            .reborrow()
-            .init_frame_name()
-            .set_some(checked_text(n, "frame name")?),
-    }
-    match &frame.preview_line {
-        None => out.reborrow().init_preview_line().set_none(()),
-        Some(l) => out
-            .reborrow()
-            .init_preview_line()
-            .set_some(checked_text(l, "frame preview line")?),
-    }
+    write_optional_text!(out.reborrow().init_frame_name(), &frame.frame_name, "frame name");
+    write_optional_text!(
+        out.reborrow().init_preview_line(),
+        &frame.preview_line,
+        "frame preview line"
+    );
     out.set_hide_caret(frame.hide_caret);
     out.set_hide_frame_name(frame.hide_frame_name);
     Ok(())

@@ -18,6 +18,16 @@ macro_rules! read_optional_text {
     };
 }
 
+/// Writes an `Option<String>`-like value into an optional-text union group.
+macro_rules! write_optional_text {
+    ($group:expr, $value:expr, $what:literal) => {
+        match $value {
+            None => $group.set_none(()),
+            Some(text) => $group.set_some($crate::codec::value::checked_text(text, $what)?),
+        }
+    };
+}
+
 pub mod exception;
 pub mod limits;
 pub mod message;

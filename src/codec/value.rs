@@ -118,21 +118,13 @@ fn write_node(node: &MontyNode, mut b: wire::node::Builder<'_>) -> Result<(), En
         MontyNode::TimeZone(tz) => {
             let mut out = b.init_time_zone();
             out.set_offset_seconds(tz.offset_seconds);
-            let mut name = out.init_name();
-            match &tz.name {
-                None => name.set_none(()),
-                Some(n) => name.set_some(checked_text(n, "time zone name")?),
-            }
+            write_optional_text!(out.init_name(), &tz.name, "time zone name");
         }
         MontyNode::Decimal(s) => b.set_decimal(checked_text(s, "decimal value")?),
         MontyNode::Exception { exc_type, arg } => {
             let mut out = b.init_exception();
             out.set_type(exc_type_to_wire(*exc_type));
-            let mut out_arg = out.init_arg();
-            match arg {
-                None => out_arg.set_none(()),
-                Some(a) => out_arg.set_some(checked_text(a, "exception argument")?),
-            }
+            write_optional_text!(out.init_arg(), arg, "exception argument");
         }
         MontyNode::Type(t) => b.set_type(t.name()),
         MontyNode::BuiltinFunction(f) => b.set_builtin_function(<&'static str>::from(*f)),
@@ -148,11 +140,7 @@ fn write_node(node: &MontyNode, mut b: wire::node::Builder<'_>) -> Result<(), En
         MontyNode::Function { name, docstring } => {
             let mut out = b.init_function();
             out.set_name(checked_text(name, "function name")?);
-            let mut doc = out.init_docstring();
-            match docstring {
-                None => doc.set_none(()),
-                Some(d) => doc.set_some(checked_text(d, "function docstring")?),
-            }
+            write_optional_text!(out.init_docstring(), docstring, "function docstring");
         }
         MontyNode::Repr(s) => b.set_repr(checked_text(s, "repr value")?),
         MontyNode::Cycle(s) => b.set_cycle(checked_text(s, "cycle marker")?),
@@ -229,11 +217,7 @@ fn write_date_time(dt: &MontyDateTime, mut out: wire::date_time::Builder<'_>) ->
         None => out.reborrow().init_offset().set_naive(()),
         Some(s) => out.reborrow().init_offset().set_seconds(s),
     }
-    let mut zone = out.init_zone_name();
-    match &dt.timezone_name {
-        None => zone.set_none(()),
-        Some(n) => zone.set_some(checked_text(n, "datetime zone name")?),
-    }
+    write_optional_text!(out.init_zone_name(), &dt.timezone_name, "datetime zone name");
     Ok(())
 }
 
@@ -247,11 +231,7 @@ fn write_time(t: &MontyTime, mut out: wire::time::Builder<'_>) -> Result<(), Enc
         None => out.reborrow().init_offset().set_naive(()),
         Some(s) => out.reborrow().init_offset().set_seconds(s),
     }
-    let mut zone = out.init_zone_name();
-    match &t.timezone_name {
-        None => zone.set_none(()),
-        Some(n) => zone.set_some(checked_text(n, "time zone name")?),
-    }
+    write_optional_text!(out.init_zone_name(), &t.timezone_name, "time zone name");
     Ok(())
 }
 
