@@ -14,10 +14,14 @@
 //! assert_eq!(back, value);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod error;
 
-/// The Rust bindings generated from `schema/monty_wire.capnp`.
+/// The Rust bindings generated from `schema/monty_wire.capnp`; the schema
+/// file documents every field.
+#[allow(missing_docs)]
 pub mod schema {
     capnp::generated_code!(pub mod monty_wire_capnp);
     pub use monty_wire_capnp::*;
