@@ -350,35 +350,26 @@ fn duration() -> impl Strategy<Value = Duration> {
     any::<u64>().prop_map(Duration::from_nanos)
 }
 
-fn limits() -> impl Strategy<Value = ResourceLimits> {
-    (
-        option::of(duration()),
-        option::of(duration()),
-        option::of(any::<usize>()),
-        option::of(any::<usize>()),
-        any::<usize>(),
-        any::<usize>(),
-        option::of(duration()),
-    )
-        .prop_map(
-            |(
-                max_feed_duration,
-                max_turn_duration,
-                max_memory,
-                gc_interval,
-                max_recursion_depth,
-                max_suspensions,
-                max_total_sleep,
-            )| ResourceLimits {
-                max_feed_duration,
-                max_turn_duration,
-                max_memory,
-                gc_interval,
-                max_recursion_depth,
-                max_suspensions,
-                max_total_sleep,
-            },
-        )
+prop_compose! {
+    fn limits()(
+        max_feed_duration in option::of(duration()),
+        max_turn_duration in option::of(duration()),
+        max_memory in option::of(any::<usize>()),
+        gc_interval in option::of(any::<usize>()),
+        max_recursion_depth in any::<usize>(),
+        max_suspensions in any::<usize>(),
+        max_total_sleep in option::of(duration()),
+    ) -> ResourceLimits {
+        ResourceLimits {
+            max_feed_duration,
+            max_turn_duration,
+            max_memory,
+            gc_interval,
+            max_recursion_depth,
+            max_suspensions,
+            max_total_sleep,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
