@@ -559,6 +559,39 @@ fn deep_nesting_round_trips_up_to_the_limit() {
     assert_same_arena(&round_trip(&value), &value);
 }
 
+/// A result nested 10,000 levels deep comes back whole. monty exports a
+/// result only as deep as the recursion limit, and does so recursively, so
+/// the program runs with a raised limit on a thread with a large stack
+/// (wasm32-wasip1 has no threads).
+#[cfg(not(target_family = "wasm"))]
+#[test]
+fn deep_results_of_real_programs_round_trip() {
+    let program = std::thread::Builder::new()
+        .stack_size(512 << 20)
+        .spawn(|| {
+            let code = "x = None\nfor i in range(9_999):\n    x = [x]\nx".to_owned();
+            let mut run = monty::MontyRun::new(code, "deep.py", vec![], Default::default()).unwrap();
+            let limits = ResourceLimits {
+                max_recursion_depth: 20_000,
+                ..ResourceLimits::default()
+            };
+            run.run(
+                vec![],
+                monty_types::ResourceTracker::new(limits),
+                monty_types::PrintWriter::Disabled,
+            )
+            .unwrap()
+        })
+        .unwrap();
+    let value = program.join().unwrap();
+    assert_eq!(
+        unstable::graph_parts(&value).0.len(),
+        10_000,
+        "no `<deeply nested>` cut"
+    );
+    assert_same_arena(&round_trip(&value), &value);
+}
+
 #[test]
 fn values_from_real_programs_round_trip() {
     let code = r#"

@@ -26,13 +26,14 @@ pub struct DecodeLimits {
     /// The most nodes one value arena may hold.
     pub max_nodes: u32,
     /// The deepest a value may nest (a scalar has depth 1, `[1]` depth 2).
-    /// Decoding itself never recurses; the bound protects consumers of the
-    /// decoded value, such as monty's own recursive equality and repr.
+    /// Decoding never recurses, and neither do monty's own consumers of a
+    /// value (equality, repr, conversion into the sandbox); the bound is for
+    /// hosts whose code walks decoded values recursively, which can lower it
+    /// to what their stack allows.
     pub max_depth: u32,
-    /// The most heap bytes decoding one message may allocate. The traversal
-    /// limit alone does not bound this: Cap'n Proto charges a list of empty
-    /// structs one word per element, so a message of a few bytes can claim
-    /// millions of elements that each decode into far more than a word.
+    /// An absolute cap on the heap bytes decoding one message may allocate.
+    /// Each message's budget is also proportional to its size; see
+    /// [`DecodeContext`].
     pub max_decoded_bytes: u64,
 }
 
@@ -41,15 +42,18 @@ impl DecodeLimits {
     pub const DEFAULT_TRAVERSAL_LIMIT_WORDS: u64 = 32 * 1024 * 1024;
     /// Four million nodes.
     pub const DEFAULT_MAX_NODES: u32 = 4 * 1024 * 1024;
-    /// Deeper than any value monty's own recursion limit lets a program build
-    /// recursively, and shallow enough for every consumer's stack.
-    pub const DEFAULT_MAX_DEPTH: u32 = 2_000;
+    /// A hundred thousand levels. monty exports a result as deep as the
+    /// session's recursion limit allows (deeper parts become a
+    /// `<deeply nested>` repr), and hosts may raise that limit far past its
+    /// default of 1000; a default here must not reject what monty produces.
+    pub const DEFAULT_MAX_DEPTH: u32 = 100_000;
     /// 1 GiB: four times the largest default message.
     pub const DEFAULT_MAX_DECODED_BYTES: u64 = 1 << 30;
 
     pub(crate) fn reader_options(&self) -> ReaderOptions {
         let mut options = ReaderOptions::new();
-        options.traversal_limit_in_words(usize::try_from(self.traversal_limit_words).ok());
+        // `None` would mean "no limit", so a limit past `usize` (wasm32) saturates.
+        options.traversal_limit_in_words(Some(usize::try_from(self.traversal_limit_words).unwrap_or(usize::MAX)));
         options
     }
 }
