@@ -30,7 +30,9 @@
 @0x97b0f60967996d75;
 
 # The version of the protocol this file describes.
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;
+# History: 1 values, exceptions, limits and usage; 2 adds requests and
+# responses for one-shot runs (`Request`, `Response`) and the `Dump` envelope.
 
 # ---------------------------------------------------------------------------
 # Values
@@ -391,16 +393,348 @@ struct ResourceLimits {
   }
 }
 
-# What a run or feed consumed. Times count interpreter execution only (the
-# clock stops while the host answers a suspension) unless noted.
+# What a request consumed. Interpreter times are measured around monty's own
+# work inside each request, so time the host spends answering a suspension
+# never counts.
 struct Usage {
-  elapsedNanos @0 :UInt64;     # execution time over the whole session
-  feedElapsedNanos @1 :UInt64; # execution time of the current run or feed
-  turnElapsedNanos @2 :UInt64; # execution time since the last host answer
-  wallNanos @3 :UInt64;        # wall-clock time of the request, host time excluded
-  suspensions @4 :UInt64;      # host round trips so far in this run or feed
+  elapsedNanos @0 :UInt64;     # interpreter time over the whole session
+  feedElapsedNanos @1 :UInt64; # interpreter time of the current run, summed over its requests
+  turnElapsedNanos @2 :UInt64; # interpreter time of this request
+  wallNanos @3 :UInt64;        # wall-clock time of this request, decoding and encoding included
+  suspensions @4 :UInt64;      # host round trips so far in the current run
   memory :union {
     unmeasured @5 :Void;       # the build cannot count heap bytes
     bytes @6 :UInt64;          # live heap bytes at the end of the request
   }
+}
+
+# ---------------------------------------------------------------------------
+# Requests and responses
+# ---------------------------------------------------------------------------
+#
+# A host talks to a session in turns: it sends one `Request` and gets back
+# exactly one `Response`. A run session goes through these states:
+#
+#   (empty) --openRun/loadProgram--> ready --start--> suspended <--resume*--+
+#                                     ^  \--run-----> ready                  |
+#                                     |                                      |
+#                                     +---- complete / pythonError <---------+
+#
+# A request the current state does not accept gets a `protocolError` with
+# code `wrongState` and leaves the session exactly as it was.
+
+struct Request {
+  union {
+    openRun @0 :OpenRun;             # empty -> ready: compile a program
+    run @1 :Inputs;                  # ready -> ready: run to completion, no host calls
+    start @2 :Inputs;                # ready -> suspended or ready: run until the host is needed
+    resumeCall @3 :CallResult;       # answer the pending `functionCall`
+    resumeOsCall @4 :CallResult;     # answer the pending `osCall`
+    resumeNameLookup @5 :NameLookupResult;  # answer the pending `nameLookup`
+    resolveFutures @6 :List(FutureResult);  # results for some or all pending call ids
+    abort @7 :PythonException;       # raise this, uncatchably, where the run is suspended
+    setLimits @8 :ResourceLimits;    # ready: limits of the next run; suspended: re-arm time budgets
+    dumpProgram @9 :Void;            # ready: the compiled program as a `Dump`
+    loadProgram @10 :LoadProgram;    # empty -> ready: a program from `dumpProgram`
+  }
+}
+
+# Compile a program into a run session.
+struct OpenRun {
+  code @0 :Text;
+  scriptName @1 :Text = "main.py";   # shown in tracebacks; its last component is __file__
+  inputNames @2 :List(Text);         # globals the `Inputs` of `run` / `start` fill, in order
+  compileOptions @3 :CompileOptions;
+  limits @4 :ResourceLimits;
+  osPolicy @5 :OsPolicy;
+  cwd @6 :Text = "/";                # absolute virtual directory relative paths resolve against
+}
+
+struct LoadProgram {
+  dump @0 :Data;                     # the `dump` bytes of an earlier `dumpProgram`
+  limits @1 :ResourceLimits;         # limits are the host's, never part of a dump
+}
+
+struct CompileOptions {
+  assertMessageMaxBytes @0 :UInt32 = 120;  # annotate failed asserts up to this size; 0 turns it off
+  sourceScanThreshold @1 :UInt64 = 4096;   # sources longer than this get a nesting-depth scan
+}
+
+# What the sandbox's clocks, sleeps and random numbers do.
+struct OsPolicy {
+  dateTime :union {
+    system @0 :Void;                 # the process clock
+    callHost @1 :Void;               # each read is an `osCall` (dateToday, dateTimeNow, time)
+    fixed @2 :FixedInstant;          # every read returns this instant
+  }
+  timeZone :union {
+    utc @3 :Void;
+    fixed @4 :TimeZone;              # a fixed offset with an optional name
+    named @5 :Text;                  # an IANA zone such as "Europe/Paris"
+  }
+  sleep :union {
+    system @6 :Void;                 # sleeps suspend as `systemSleep`, each capped at 10 s
+    systemCapped @7 :UInt64;         # the same with this cap, in nanoseconds
+    callHost @8 :Void;               # `time.sleep` is an ordinary `sleep` os call
+    zero @9 :Void;                   # sleeps return at once
+  }
+  processTime @10 :ProcessTime;
+  randomStart :union {
+    system @11 :Void;                # OS entropy
+    callHost @12 :Void;              # one `urandom` os call on the first draw
+    seedInt @13 :BigInt;             # as random.seed(n)
+    seedFloat @14 :Float64;
+    seedStr @15 :Text;
+    seedBytes @16 :Data;
+  }
+}
+
+struct FixedInstant {
+  unixSeconds @0 :Int64;
+  microsecond @1 :UInt32;            # 0..=999999
+}
+
+enum ProcessTime {
+  zero @0;                           # time.process_time() is always 0
+  elapsed @1;                        # the session's execution time
+}
+
+# Several values in one arena: shared objects stay shared between them.
+struct Inputs {
+  nodes @0 :List(Node);
+  roots @1 :List(UInt32);            # one per input name, in order
+}
+
+# The arguments of a call: positional and keyword, in one arena.
+struct Arguments {
+  nodes @0 :List(Node);
+  positional @1 :List(UInt32);
+  keyword @2 :List(Pair);            # (name node, value node), in call order
+}
+
+# The host's answer to a function call or an OS call.
+struct CallResult {
+  union {
+    value @0 :Value;                 # the call returns this
+    exception @1 :PythonException;   # the call raises this (catchable by try/except)
+    future @2 :Void;                 # the call is a future; answer it later in `resolveFutures`
+    notFound @3 :Void;               # NameError (ModuleNotFoundError for importModule)
+    notHandled @4 :Void;             # OS calls only: monty's default (PermissionError, ...)
+    eagerValue @5 :Value;            # when allowEagerAwait: the awaited future, already settled
+    eagerException @6 :PythonException;
+  }
+}
+
+struct FutureResult {
+  callId @0 :UInt32;
+  result @1 :CallResult;             # value, exception, notFound, or future (still pending)
+}
+
+struct NameLookupResult {
+  union {
+    value @0 :Value;
+    undefined @1 :Void;              # NameError (AttributeError for an object attribute)
+    exception @2 :PythonException;
+  }
+}
+
+# The one reply to every request.
+struct Response {
+  union {
+    ok @0 :Void;                     # done; nothing to return (openRun, loadProgram, setLimits)
+    complete @1 :Value;              # the run finished with this value
+    functionCall @2 :FunctionCall;   # suspended: the host must answer with resumeCall
+    osCall @3 :OsCall;               # suspended: answer with resumeOsCall
+    nameLookup @4 :NameLookup;       # suspended: answer with resumeNameLookup
+    resolveFutures @5 :ResolveFutures;  # suspended: every task awaits host futures
+    pythonError @6 :PythonException; # the run raised; the session is ready again
+    protocolError @7 :ProtocolError; # the request was refused; the session is unchanged
+    dump @8 :Data;                   # a framed `Dump` message, opaque to the host
+  }
+  output @9 :List(PrintSegment);     # what print() wrote during this request, in order
+  usage @10 :Usage;
+}
+
+struct FunctionCall {
+  name @0 :Text;
+  args @1 :Arguments;
+  callId @2 :UInt32;
+  objectId :union {
+    none @3 :Void;                   # a plain function
+    some @4 :Data;                   # 16-byte UUID of the host object whose method this is
+  }
+  allowEagerAwait @5 :Bool;          # the call is awaited at once: eagerValue is allowed
+  position @6 :SourceRange;
+}
+
+struct NameLookup {
+  name @0 :Text;
+  objectId :union {
+    none @1 :Void;                   # an undefined global name
+    some @2 :Data;                   # a lazy attribute of this host object
+  }
+  position @3 :SourceRange;
+}
+
+struct ResolveFutures {
+  pendingCallIds @0 :List(UInt32);
+  position @1 :SourceRange;          # the await the main task is blocked on
+}
+
+# An OS-level operation the sandbox needs the host for. Paths are absolute
+# virtual POSIX paths (already resolved against the session's cwd).
+struct OsCall {
+  callId @0 :UInt32;
+  allowEagerAwait @1 :Bool;
+  position @2 :SourceRange;
+  name @3 :Text;                     # monty's name for the operation, e.g. "Path.read_text"
+  union {
+    exists @4 :Text;                 # Path.exists -> bool
+    isFile @5 :Text;                 # -> bool
+    isDir @6 :Text;                  # -> bool
+    isSymlink @7 :Text;              # -> bool
+    readText @8 :Text;               # -> str
+    readBytes @9 :Text;              # -> bytes
+    stat @10 :Text;                  # -> os.stat_result namedtuple
+    iterdir @11 :Text;               # -> list of Path
+    scan @12 :ScanArgs;              # -> scan reply (see monty_types::scan)
+    resolve @13 :Text;               # -> Path
+    absolute @14 :Text;              # -> Path
+    writeText @15 :PathText;         # -> int
+    appendText @16 :PathText;        # -> int
+    writeBytes @17 :PathBytes;       # -> int
+    appendBytes @18 :PathBytes;      # -> int
+    open @19 :OpenArgs;              # -> file handle
+    mkdir @20 :MkdirArgs;            # -> None
+    unlink @21 :Text;                # -> None
+    rmdir @22 :Text;                 # -> None
+    rename @23 :RenameArgs;          # -> None
+    getenv @24 :GetenvArgs;          # -> str or the default
+    getEnviron @25 :Void;            # -> dict
+    dateToday @26 :Void;             # -> date (dateTime = callHost)
+    dateTimeNow @27 :DateTimeNowArgs;  # -> datetime (dateTime = callHost)
+    urandom @28 :UInt64;             # -> exactly this many bytes
+    time @29 :TimeCaller;            # -> float seconds since the epoch (dateTime = callHost)
+    sleep @30 :UInt64;               # time.sleep, nanoseconds (sleep = callHost) -> anything
+    systemSleep @31 :UInt64;         # time.sleep under sleep = system: wait, then None
+    asyncSleep @32 :UInt64;          # asyncio.sleep: preferably a future
+    asyncSystemSleep @33 :UInt64;    # asyncio.sleep under sleep = system
+    importModule @34 :Text;          # import of a module monty lacks -> module, or notFound
+    importStubs @35 :List(Text);     # type-checking stubs for these modules
+  }
+}
+
+struct PathText {
+  path @0 :Text;
+  data @1 :Text;
+}
+
+struct PathBytes {
+  path @0 :Text;
+  data @1 :Data;
+}
+
+struct OpenArgs {
+  path @0 :Text;
+  mode @1 :FileMode;
+  binary @2 :Bool;
+}
+
+struct MkdirArgs {
+  path @0 :Text;
+  parents @1 :Bool;
+  existOk @2 :Bool;
+}
+
+struct RenameArgs {
+  src @0 :Text;
+  dst @1 :Text;
+}
+
+struct GetenvArgs {
+  key @0 :Text;
+  default @1 :Value;                 # what os.getenv returns when the key is unset
+}
+
+struct DateTimeNowArgs {
+  union {
+    naive @0 :Void;                  # datetime.now()
+    zone @1 :TimeZone;               # datetime.now(tz)
+  }
+}
+
+struct ScanArgs {
+  path @0 :Text;
+  maxDepth :union {
+    unlimited @1 :Void;
+    depth @2 :UInt32;                # 0: the root alone, 1: its children
+  }
+  followSymlinks @3 :Bool;
+  pattern :union {
+    none @4 :Void;
+    parts @5 :List(Text);            # Path.glob pattern parts (a pruning hint)
+  }
+  caseSensitive :union {
+    default @6 :Void;
+    value @7 :Bool;
+  }
+  recurseSymlinks @8 :Bool;
+}
+
+enum TimeCaller {
+  time @0;
+  timeNs @1;
+  monotonic @2;
+  monotonicNs @3;
+  perfCounter @4;
+  perfCounterNs @5;
+  gmtime @6;
+  localtime @7;
+  asctime @8;
+  ctime @9;
+  strftime @10;
+}
+
+struct PrintSegment {
+  stream @0 :PrintStream;
+  text @1 :Text;
+}
+
+enum PrintStream {
+  stdout @0;
+  stderr @1;
+}
+
+# A request the session refused. The session is exactly as it was before.
+struct ProtocolError {
+  code @0 :ErrorCode;
+  message @1 :Text;                  # for people; match on `code`
+}
+
+enum ErrorCode {
+  malformedMessage @0;   # not a Cap'n Proto message (garbage, bad pointers, trailing bytes)
+  truncatedMessage @1;   # the bytes end before the message does
+  limitExceeded @2;      # larger or deeper than the decoder allows
+  invalidValue @3;       # a value arena is inconsistent (index out of range, bad bigint, ...)
+  unknownRequest @4;     # a request arm or enum value this library does not know
+  wrongState @5;         # the session's state does not accept this request
+  unknownSession @6;     # the handle is null, closed or was never opened
+  sessionBusy @7;        # another thread is using this session right now
+  invalidArgument @8;    # well-formed but unacceptable (unknown call id, bad zone name, ...)
+  internalError @9;      # the library failed (a caught panic); the session was reset
+  responseTooLarge @10;  # the reply does not fit in a message
+  invalidDump @11;       # dump bytes that are not a dump this build can load
+}
+
+# What `dump` bytes hold: a labelled envelope, so a host never confuses
+# formats and a dump from another version is refused with a clear error.
+struct Dump {
+  kind @0 :DumpKind;
+  protocolVersion @1 :UInt32;        # the protocolVersion of the writer
+  montyVersion @2 :Text;             # the monty release that wrote the payload
+  payload @3 :Data;                  # monty's own serialization (CBOR)
+}
+
+enum DumpKind {
+  program @0;                        # a compiled program (dumpProgram / loadProgram)
 }

@@ -18,6 +18,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod protocol;
 
 /// The Rust bindings generated from `schema/monty_wire.capnp`; the schema
 /// file documents every field.
@@ -27,7 +28,10 @@ pub mod schema {
     pub use monty_wire_capnp::*;
 }
 
-pub use codec::{DecodeLimits, WireMessage, decode_exception, decode_value, encode_exception, encode_value};
+pub use codec::{
+    DecodeLimits, WireMessage, decode_exception, decode_request, decode_response, decode_value, encode_exception,
+    encode_request, encode_response, encode_value,
+};
 pub use error::{DecodeError, EncodeError};
 
 /// The protocol version this build speaks (`protocolVersion` in the schema).

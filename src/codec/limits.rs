@@ -14,7 +14,7 @@ use crate::{
 
 /// Durations cross as whole nanoseconds; anything past `u64::MAX` ns (about
 /// 584 years) is saturated, which no limit can tell apart from "unlimited".
-fn duration_nanos(d: Duration) -> u64 {
+pub(crate) fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 

@@ -195,7 +195,7 @@ fn write_node(node: &MontyNode, mut b: wire::node::Builder<'_>) -> Result<(), En
     Ok(())
 }
 
-fn write_big_int(value: &BigInt, mut out: wire::big_int::Builder<'_>) -> Result<(), EncodeError> {
+pub(crate) fn write_big_int(value: &BigInt, mut out: wire::big_int::Builder<'_>) -> Result<(), EncodeError> {
     let (sign, magnitude) = value.to_bytes_be();
     out.set_negative(sign == Sign::Minus);
     // `to_bytes_be` spells zero as one zero byte; the canonical form is empty.
@@ -250,7 +250,7 @@ pub(crate) fn write_pairs(pairs: &[(NodeId, NodeId)], mut out: struct_list::Buil
     }
 }
 
-fn file_mode_to_wire(mode: FileMode) -> (wire::FileMode, bool) {
+pub(crate) fn file_mode_to_wire(mode: FileMode) -> (wire::FileMode, bool) {
     match mode {
         FileMode::Read(b) => (wire::FileMode::Read, b),
         FileMode::ReadUpdate(b) => (wire::FileMode::ReadUpdate, b),
@@ -261,7 +261,7 @@ fn file_mode_to_wire(mode: FileMode) -> (wire::FileMode, bool) {
     }
 }
 
-fn file_mode_from_wire(mode: wire::FileMode, binary: bool) -> FileMode {
+pub(crate) fn file_mode_from_wire(mode: wire::FileMode, binary: bool) -> FileMode {
     match mode {
         wire::FileMode::Read => FileMode::Read(binary),
         wire::FileMode::ReadUpdate => FileMode::ReadUpdate(binary),
@@ -342,7 +342,7 @@ pub fn read_graph(
     MontyGraph::from_nodes(out).map_err(graph_error)
 }
 
-fn graph_error(err: GraphError) -> DecodeError {
+pub(crate) fn graph_error(err: GraphError) -> DecodeError {
     match err {
         GraphError::IndexNotLower { node, child } => DecodeError::ForwardReference {
             node: node.0,
@@ -566,7 +566,7 @@ impl ArenaReader<'_> {
     }
 }
 
-fn read_big_int(r: wire::big_int::Reader<'_>, ctx: &mut DecodeContext) -> Result<BigInt, DecodeError> {
+pub(crate) fn read_big_int(r: wire::big_int::Reader<'_>, ctx: &mut DecodeContext) -> Result<BigInt, DecodeError> {
     let magnitude = r.get_magnitude()?;
     ctx.charge(magnitude.len() as u64)?;
     match (r.get_negative(), magnitude.first()) {
@@ -621,7 +621,10 @@ fn read_time(r: wire::time::Reader<'_>, ctx: &mut DecodeContext) -> Result<Monty
     })
 }
 
-fn read_uuid(r: capnp::Result<capnp::data::Reader<'_>>, field: &'static str) -> Result<MontyUuid, DecodeError> {
+pub(crate) fn read_uuid(
+    r: capnp::Result<capnp::data::Reader<'_>>,
+    field: &'static str,
+) -> Result<MontyUuid, DecodeError> {
     let bytes = r?;
     MontyUuid::try_from_slice(bytes).ok_or(DecodeError::InvalidUuid {
         field,

@@ -1,0 +1,346 @@
+//! `Request` ⇄ the `Request` struct: what a host asks of a session.
+
+use capnp::primitive_list;
+use monty_types::{
+    MontyObject,
+    unstable::{self, MontyGraph, NodeId, PushValue},
+};
+
+use super::{
+    exception::{read_exception, write_exception},
+    exception_words,
+    limits::{read_limits, write_limits},
+    message::DecodeContext,
+    os::{read_compile_options, read_os_policy, write_compile_options, write_os_policy},
+    value::{
+        checked_data, checked_text, estimated_words as graph_words, graph_error, read_graph, read_value, unknown_arm,
+        write_graph, write_value,
+    },
+    value_words, wire_len,
+};
+use crate::{
+    error::{DecodeError, EncodeError},
+    protocol::{CallResult, NameLookupResult, OpenRun, Request},
+    schema::monty_wire_capnp as wire,
+};
+
+// ---------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------
+
+/// Writes `request` into `b`.
+pub fn write_request(request: &Request, mut b: wire::request::Builder<'_>) -> Result<(), EncodeError> {
+    match request {
+        Request::OpenRun(open) => write_open_run(open, b.init_open_run())?,
+        Request::Run(inputs) => write_inputs(inputs, b.init_run())?,
+        Request::Start(inputs) => write_inputs(inputs, b.init_start())?,
+        Request::ResumeCall(result) => write_call_result(result, b.init_resume_call())?,
+        Request::ResumeOsCall(result) => write_call_result(result, b.init_resume_os_call())?,
+        Request::ResumeNameLookup(result) => {
+            let mut out = b.init_resume_name_lookup();
+            match result {
+                NameLookupResult::Value(value) => write_value(value, out.init_value())?,
+                NameLookupResult::Undefined => out.set_undefined(()),
+                NameLookupResult::Exception(exc) => write_exception(exc, out.init_exception())?,
+            }
+        }
+        Request::ResolveFutures(results) => {
+            let mut out = b.init_resolve_futures(wire_len(results.len(), "future results")?);
+            for (i, (call_id, result)) in (0..).zip(results) {
+                let mut entry = out.reborrow().get(i);
+                entry.set_call_id(*call_id);
+                write_call_result(result, entry.init_result())?;
+            }
+        }
+        Request::Abort(exc) => write_exception(exc, b.init_abort())?,
+        Request::SetLimits(limits) => write_limits(limits, b.init_set_limits()),
+        Request::DumpProgram => b.set_dump_program(()),
+        Request::LoadProgram { dump, limits } => {
+            let mut out = b.init_load_program();
+            out.set_dump(checked_data(dump, "program dump")?);
+            write_limits(limits, out.init_limits());
+        }
+    }
+    Ok(())
+}
+
+fn write_open_run(open: &OpenRun, mut b: wire::open_run::Builder<'_>) -> Result<(), EncodeError> {
+    b.set_code(checked_text(&open.code, "source code")?);
+    b.set_script_name(checked_text(&open.script_name, "script name")?);
+    let mut names = b
+        .reborrow()
+        .init_input_names(wire_len(open.input_names.len(), "input names")?);
+    for (i, name) in (0..).zip(&open.input_names) {
+        names.set(i, checked_text(name, "input name")?);
+    }
+    write_compile_options(&open.compile_options, b.reborrow().init_compile_options());
+    write_limits(&open.limits, b.reborrow().init_limits());
+    write_os_policy(&open.os_policy, b.reborrow().init_os_policy())?;
+    b.set_cwd(checked_text(&open.cwd, "working directory")?);
+    Ok(())
+}
+
+/// Writes the inputs as one arena: each value's reachable nodes are copied
+/// in after the previous value's, so every root spans its own contiguous run
+/// of nodes (which is what lets the reader split the arena without copying).
+fn write_inputs(inputs: &[MontyObject], mut b: wire::inputs::Builder<'_>) -> Result<(), EncodeError> {
+    // Checked before merging: the merged arena is at most this long, and a
+    // `MontyGraph` must not outgrow the u32 ids a list length bounds.
+    let total = inputs.iter().fold(0usize, |sum, input| {
+        sum.saturating_add(unstable::graph_parts(input).0.len())
+    });
+    wire_len(total, "input arena")?;
+    let mut graph = MontyGraph::with_capacity(total);
+    let mut roots = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        roots.push(input.as_ref().push_into(&mut graph));
+    }
+    write_graph(&graph, b.reborrow().init_nodes(wire_len(graph.len(), "input arena")?))?;
+    write_ids(&roots, b.init_roots(wire_len(roots.len(), "inputs")?));
+    Ok(())
+}
+
+fn write_ids(ids: &[NodeId], mut out: primitive_list::Builder<'_, u32>) {
+    for (i, id) in (0..).zip(ids) {
+        out.set(i, id.0);
+    }
+}
+
+fn write_call_result(result: &CallResult, mut b: wire::call_result::Builder<'_>) -> Result<(), EncodeError> {
+    match result {
+        CallResult::Value(value) => write_value(value, b.init_value())?,
+        CallResult::Exception(exc) => write_exception(exc, b.init_exception())?,
+        CallResult::Future => b.set_future(()),
+        CallResult::NotFound => b.set_not_found(()),
+        CallResult::NotHandled => b.set_not_handled(()),
+        CallResult::EagerValue(value) => write_value(value, b.init_eager_value())?,
+        CallResult::EagerException(exc) => write_exception(exc, b.init_eager_exception())?,
+    }
+    Ok(())
+}
+
+/// A rough wire size of `request`, in words, for presizing its message.
+pub(crate) fn estimated_words(request: &Request) -> usize {
+    let call_result_words = |result: &CallResult| match result {
+        CallResult::Value(value) | CallResult::EagerValue(value) => value_words(value),
+        CallResult::Exception(exc) | CallResult::EagerException(exc) => exception_words(exc),
+        CallResult::Future | CallResult::NotFound | CallResult::NotHandled => 0,
+    };
+    let payload = match request {
+        Request::OpenRun(open) => {
+            let texts = open.code.len()
+                + open.script_name.len()
+                + open.cwd.len()
+                + open.input_names.iter().map(|name| name.len() + 8).sum::<usize>();
+            64 + texts / 8
+        }
+        Request::Run(inputs) | Request::Start(inputs) => inputs
+            .iter()
+            .map(|input| graph_words(unstable::graph_parts(input).0) + 1)
+            .sum(),
+        Request::ResumeCall(result) | Request::ResumeOsCall(result) => call_result_words(result),
+        Request::ResumeNameLookup(NameLookupResult::Value(value)) => value_words(value),
+        Request::ResumeNameLookup(NameLookupResult::Exception(exc)) | Request::Abort(exc) => exception_words(exc),
+        Request::ResolveFutures(results) => results.iter().map(|(_, result)| 2 + call_result_words(result)).sum(),
+        Request::LoadProgram { dump, .. } => 32 + dump.len() / 8,
+        Request::ResumeNameLookup(NameLookupResult::Undefined) | Request::SetLimits(_) | Request::DumpProgram => 32,
+    };
+    16 + payload
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------
+
+/// Reads a request, checking everything a hostile writer could get wrong.
+pub fn read_request(r: wire::request::Reader<'_>, ctx: &mut DecodeContext) -> Result<Request, DecodeError> {
+    use wire::request::Which;
+
+    Ok(match r.which().map_err(|e| unknown_arm("Request", e))? {
+        Which::OpenRun(open) => {
+            ctx.charge(std::mem::size_of::<OpenRun>() as u64)?;
+            Request::OpenRun(Box::new(read_open_run(open?, ctx)?))
+        }
+        Which::Run(inputs) => Request::Run(read_inputs(inputs?, ctx)?),
+        Which::Start(inputs) => Request::Start(read_inputs(inputs?, ctx)?),
+        Which::ResumeCall(result) => Request::ResumeCall(read_call_result(result?, ctx)?),
+        Which::ResumeOsCall(result) => Request::ResumeOsCall(read_call_result(result?, ctx)?),
+        Which::ResumeNameLookup(result) => {
+            use wire::name_lookup_result::Which as Lookup;
+            Request::ResumeNameLookup(match result?.which().map_err(|e| unknown_arm("NameLookupResult", e))? {
+                Lookup::Value(value) => NameLookupResult::Value(read_value(value?, ctx)?),
+                Lookup::Undefined(()) => NameLookupResult::Undefined,
+                Lookup::Exception(exc) => NameLookupResult::Exception(read_exception(exc?, ctx)?),
+            })
+        }
+        Which::ResolveFutures(list) => {
+            let list = list?;
+            let mut results = ctx.vec(list.len())?;
+            for entry in list.iter() {
+                results.push((entry.get_call_id(), read_call_result(entry.get_result()?, ctx)?));
+            }
+            Request::ResolveFutures(results)
+        }
+        Which::Abort(exc) => Request::Abort(read_exception(exc?, ctx)?),
+        Which::SetLimits(limits) => Request::SetLimits(read_limits(limits?)?),
+        Which::DumpProgram(()) => Request::DumpProgram,
+        Which::LoadProgram(load) => {
+            let load = load?;
+            Request::LoadProgram {
+                dump: ctx.data(load.get_dump())?,
+                limits: read_limits(load.get_limits()?)?,
+            }
+        }
+    })
+}
+
+fn read_open_run(r: wire::open_run::Reader<'_>, ctx: &mut DecodeContext) -> Result<OpenRun, DecodeError> {
+    let names = r.get_input_names()?;
+    let mut input_names = ctx.vec(names.len())?;
+    for name in names.iter() {
+        input_names.push(ctx.text(name, "OpenRun.inputNames")?);
+    }
+    Ok(OpenRun {
+        code: ctx.text(r.get_code(), "OpenRun.code")?,
+        script_name: ctx.text(r.get_script_name(), "OpenRun.scriptName")?,
+        input_names,
+        compile_options: read_compile_options(r.get_compile_options()?)?,
+        limits: read_limits(r.get_limits()?)?,
+        os_policy: read_os_policy(r.get_os_policy()?, ctx)?,
+        cwd: ctx.text(r.get_cwd(), "OpenRun.cwd")?,
+    })
+}
+
+fn read_call_result(r: wire::call_result::Reader<'_>, ctx: &mut DecodeContext) -> Result<CallResult, DecodeError> {
+    use wire::call_result::Which;
+
+    Ok(match r.which().map_err(|e| unknown_arm("CallResult", e))? {
+        Which::Value(value) => CallResult::Value(read_value(value?, ctx)?),
+        Which::Exception(exc) => CallResult::Exception(read_exception(exc?, ctx)?),
+        Which::Future(()) => CallResult::Future,
+        Which::NotFound(()) => CallResult::NotFound,
+        Which::NotHandled(()) => CallResult::NotHandled,
+        Which::EagerValue(value) => CallResult::EagerValue(read_value(value?, ctx)?),
+        Which::EagerException(exc) => CallResult::EagerException(read_exception(exc?, ctx)?),
+    })
+}
+
+/// Reads an `Inputs` arena into one value per root.
+///
+/// This crate writes each input as the run of nodes after the previous
+/// root, up to and including its own. When an arena has that shape (roots
+/// increasing, no node reaching below its run), the arena is cut into the
+/// runs, which moves the nodes the arena already paid for instead of copying
+/// them. Any other arena (a host may share an object between inputs) gets
+/// one copy per root, each charged in full before it is made, since a value
+/// named by many roots would otherwise be copied many times for free.
+fn read_inputs(r: wire::inputs::Reader<'_>, ctx: &mut DecodeContext) -> Result<Vec<MontyObject>, DecodeError> {
+    let graph = read_graph(r.get_nodes()?, ctx)?;
+    // `read_graph` bounds the arena by a u32 limit.
+    let len = u32::try_from(graph.len()).unwrap_or(u32::MAX);
+    let roots = r.get_roots()?;
+    for root in roots.iter() {
+        if root >= len {
+            return Err(DecodeError::RootOutOfRange { root, len });
+        }
+    }
+    let mut values = ctx.vec::<MontyObject>(roots.len())?;
+    if runs_are_separate(&graph, roots) {
+        split_runs(graph, roots, &mut values)?;
+    } else {
+        copy_values(&graph, roots, &mut values, ctx)?;
+    }
+    Ok(values)
+}
+
+/// Whether the roots increase and every node up to the last root refers
+/// only to nodes of its own run (after the previous root).
+fn runs_are_separate(graph: &MontyGraph, roots: primitive_list::Reader<'_, u32>) -> bool {
+    if !roots.iter().zip(roots.iter().skip(1)).all(|(a, b)| a < b) {
+        return false;
+    }
+    let mut runs = roots.iter().peekable();
+    let mut start = 0;
+    for (index, node) in (0..).zip(graph.nodes()) {
+        let Some(&end) = runs.peek() else {
+            break;
+        };
+        let mut inside = true;
+        node.for_each_child(|child| inside &= child.0 >= start);
+        if !inside {
+            return false;
+        }
+        if index == end {
+            start = end + 1;
+            runs.next();
+        }
+    }
+    true
+}
+
+/// Cuts a checked arena into its runs, last first so each cut only
+/// shortens what is left; nodes after the last root belong to no input.
+fn split_runs(
+    graph: MontyGraph,
+    roots: primitive_list::Reader<'_, u32>,
+    values: &mut Vec<MontyObject>,
+) -> Result<(), DecodeError> {
+    let mut nodes = graph.into_nodes();
+    let mut end = roots.len();
+    while let Some(last) = end.checked_sub(1) {
+        let root = roots.get(last);
+        let start = match last.checked_sub(1) {
+            Some(previous) => roots.get(previous) + 1,
+            None => 0,
+        };
+        nodes.truncate(root as usize + 1);
+        let mut run = if start == 0 {
+            let mut first = std::mem::take(&mut nodes);
+            // The first run keeps the arena's buffer; give back what the other runs took.
+            first.shrink_to_fit();
+            first
+        } else {
+            nodes.split_off(start as usize)
+        };
+        for node in &mut run {
+            node.for_each_child_mut(|child| child.0 -= start);
+        }
+        let graph = MontyGraph::from_nodes(run).map_err(graph_error)?;
+        values.push(unstable::object_from_graph(graph, NodeId(root - start)).map_err(graph_error)?);
+        end = last;
+    }
+    values.reverse();
+    Ok(())
+}
+
+/// Copies each root's value out of the shared arena.
+fn copy_values(
+    graph: &MontyGraph,
+    roots: primitive_list::Reader<'_, u32>,
+    values: &mut Vec<MontyObject>,
+    ctx: &mut DecodeContext,
+) -> Result<(), DecodeError> {
+    // A value lies within `lowest[root]..=root`, where `lowest[i]` is the
+    // lowest index in node `i`'s value (children precede their holders, so
+    // one forward pass finds it), and `sizes[i]` is the decoded size of
+    // nodes `0..i`: together they price a copy before it is made. A copy
+    // also needs two scratch entries per node of that span.
+    let len = u32::try_from(graph.len()).unwrap_or(u32::MAX);
+    let mut lowest = ctx.vec::<u32>(len)?;
+    let mut sizes = ctx.vec::<u64>(len.saturating_add(1))?;
+    sizes.push(0);
+    for (index, node) in (0..).zip(graph.nodes()) {
+        let mut low = index;
+        node.for_each_child(|child| low = low.min(lowest[child.index()]));
+        lowest.push(low);
+        sizes.push(sizes[index as usize].saturating_add(node.decoded_size() as u64));
+    }
+    let scratch = (std::mem::size_of::<bool>() + std::mem::size_of::<Option<NodeId>>()) as u64;
+    for root in roots.iter() {
+        let (low, high) = (lowest[root as usize] as usize, root as usize);
+        let span = (high - low + 1) as u64;
+        ctx.charge((sizes[high + 1] - sizes[low]).saturating_add(span.saturating_mul(scratch)))?;
+        values.push(graph.value(NodeId(root)).to_owned());
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! The protocol's messages as Rust values: what a `Request` and a `Response`
+//! of `schema/monty_wire.capnp` carry, in monty's own types.
+//!
+//! The session engine consumes [`Request`]s and produces [`Response`]s;
+//! [`crate::codec::request`] and [`crate::codec::response`] turn both into
+//! bytes and back, so Rust hosts, tests and the CLI speak exactly the wire
+//! format other languages read.
+
+use std::time::Duration;
+
+use monty_types::{
+    CallArgs, CompileOptions, MontyException, MontyObject, MontyUuid, OsFunctionCall, OsPolicy, PrintStream,
+    ResourceLimits, SourceRange,
+};
+
+/// One request to a session.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// Compile a program into an empty session.
+    OpenRun(Box<OpenRun>),
+    /// Run the program to completion with these inputs; no host calls.
+    Run(Vec<MontyObject>),
+    /// Start the program with these inputs, suspending when it needs the host.
+    Start(Vec<MontyObject>),
+    /// Answer the pending function call.
+    ResumeCall(CallResult),
+    /// Answer the pending OS call.
+    ResumeOsCall(CallResult),
+    /// Answer the pending name lookup.
+    ResumeNameLookup(NameLookupResult),
+    /// Results for some or all pending futures, by call id.
+    ResolveFutures(Vec<(u32, CallResult)>),
+    /// Raise this exception, uncatchably, where the run is suspended.
+    Abort(MontyException),
+    /// Limits of the next run (ready), or fresh time budgets (suspended).
+    SetLimits(ResourceLimits),
+    /// The compiled program as dump bytes.
+    DumpProgram,
+    /// A program from dump bytes, with the host's limits.
+    LoadProgram {
+        /// The bytes of an earlier [`Outcome::Dump`].
+        dump: Vec<u8>,
+        /// Limits for runs of the loaded program.
+        limits: ResourceLimits,
+    },
+}
+
+/// Everything needed to compile a program into a run session.
+#[derive(Debug, Clone)]
+pub struct OpenRun {
+    /// The Python source.
+    pub code: String,
+    /// The script name tracebacks show.
+    pub script_name: String,
+    /// Globals the inputs of `run` / `start` fill, in order.
+    pub input_names: Vec<String>,
+    /// Compiler options.
+    pub compile_options: CompileOptions,
+    /// Resource limits of every run.
+    pub limits: ResourceLimits,
+    /// Clocks, sleeps and random numbers.
+    pub os_policy: OsPolicy,
+    /// The virtual working directory.
+    pub cwd: String,
+}
+
+impl OpenRun {
+    /// A program with the schema's defaults for everything but its source.
+    pub fn new(code: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            script_name: "main.py".to_owned(),
+            input_names: Vec::new(),
+            compile_options: CompileOptions::default(),
+            limits: ResourceLimits::default(),
+            os_policy: OsPolicy::default(),
+            cwd: "/".to_owned(),
+        }
+    }
+}
+
+/// The host's answer to a function call or an OS call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallResult {
+    /// The call returns this value.
+    Value(MontyObject),
+    /// The call raises this exception.
+    Exception(MontyException),
+    /// The call becomes a future, resolved later.
+    Future,
+    /// The host has no such function (or module).
+    NotFound,
+    /// OS calls only: monty's default behaviour for an unhandled call.
+    NotHandled,
+    /// The awaited future, settled at once (only when eager await is allowed).
+    EagerValue(MontyObject),
+    /// The awaited future, failed at once (only when eager await is allowed).
+    EagerException(MontyException),
+}
+
+/// The host's answer to a name lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NameLookupResult {
+    /// The name has this value.
+    Value(MontyObject),
+    /// The name is not defined.
+    Undefined,
+    /// Looking the name up raises this.
+    Exception(MontyException),
+}
+
+/// The one reply to a request.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// What happened.
+    pub outcome: Outcome,
+    /// What `print()` wrote during the request, in order.
+    pub output: Vec<PrintSegment>,
+    /// Resources used.
+    pub usage: Usage,
+}
+
+/// The kind of a response and its payload.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Done, with nothing to return.
+    Ok,
+    /// The run finished with this value.
+    Complete(MontyObject),
+    /// Suspended at an external function call.
+    FunctionCall(FunctionCallEvent),
+    /// Suspended at an OS call.
+    OsCall(OsCallEvent),
+    /// Suspended at a name lookup.
+    NameLookup(NameLookupEvent),
+    /// Suspended until the host resolves futures.
+    ResolveFutures(ResolveFuturesEvent),
+    /// The run raised this exception.
+    PythonError(MontyException),
+    /// The request was refused; the session is unchanged.
+    ProtocolError(ProtocolError),
+    /// Dump bytes: a framed `Dump` message.
+    Dump(Vec<u8>),
+}
+
+/// A suspension at an external function call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionCallEvent {
+    /// The function's name.
+    pub name: String,
+    /// Positional and keyword arguments.
+    pub args: CallArgs,
+    /// The id that names this call in futures.
+    pub call_id: u32,
+    /// The host object whose method this is, if any.
+    pub object_id: Option<MontyUuid>,
+    /// Whether the call is awaited at once (eager answers allowed).
+    pub allow_eager_await: bool,
+    /// Where in the source the call is.
+    pub position: SourceRange,
+}
+
+/// A suspension at an OS call.
+#[derive(Debug, Clone)]
+pub struct OsCallEvent {
+    /// The operation and its arguments.
+    pub call: OsFunctionCall,
+    /// The id that names this call in futures.
+    pub call_id: u32,
+    /// Whether the call is awaited at once.
+    pub allow_eager_await: bool,
+    /// Where in the source the call is.
+    pub position: SourceRange,
+}
+
+/// A suspension at an undefined name or a lazy host attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameLookupEvent {
+    /// The name.
+    pub name: String,
+    /// The host object whose attribute this is, if any.
+    pub object_id: Option<MontyUuid>,
+    /// Where in the source the name is.
+    pub position: SourceRange,
+}
+
+/// A suspension until the host resolves futures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolveFuturesEvent {
+    /// The call ids still pending.
+    pub pending_call_ids: Vec<u32>,
+    /// The await the main task is blocked on.
+    pub position: SourceRange,
+}
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    /// What went wrong, for machines.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ProtocolError {
+    /// An error with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+/// The machine-readable kind of a [`ProtocolError`] (`ErrorCode` in the schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Not a Cap'n Proto message.
+    MalformedMessage,
+    /// The bytes end before the message does.
+    TruncatedMessage,
+    /// Larger or deeper than the decoder allows.
+    LimitExceeded,
+    /// A value arena is inconsistent.
+    InvalidValue,
+    /// A request arm or enum value this library does not know.
+    UnknownRequest,
+    /// The session's state does not accept this request.
+    WrongState,
+    /// The handle is null, closed or was never opened.
+    UnknownSession,
+    /// Another thread is using the session.
+    SessionBusy,
+    /// Well-formed but unacceptable.
+    InvalidArgument,
+    /// The library failed; the session was reset.
+    InternalError,
+    /// The reply does not fit in a message.
+    ResponseTooLarge,
+    /// Bytes that are not a dump this build can load.
+    InvalidDump,
+}
+
+/// One piece of print output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrintSegment {
+    /// Which stream it went to.
+    pub stream: PrintStream,
+    /// The text.
+    pub text: String,
+}
+
+/// What a request consumed (`Usage` in the schema).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Interpreter time over the whole session.
+    pub elapsed: Duration,
+    /// Interpreter time of the current run, summed over its turns.
+    pub feed_elapsed: Duration,
+    /// Interpreter time of this request.
+    pub turn_elapsed: Duration,
+    /// Wall-clock time of this request, decoding and encoding included.
+    pub wall: Duration,
+    /// Host round trips so far in the current run.
+    pub suspensions: u64,
+    /// Live heap bytes, where the build can count them.
+    pub memory_bytes: Option<u64>,
+}
