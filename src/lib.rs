@@ -17,8 +17,11 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod dump;
 pub mod error;
+pub mod ffi;
 pub mod protocol;
+pub mod session;
 
 /// The Rust bindings generated from `schema/monty_wire.capnp`; the schema
 /// file documents every field.
@@ -33,6 +36,7 @@ pub use codec::{
     encode_request, encode_response, encode_value,
 };
 pub use error::{DecodeError, EncodeError};
+pub use session::Session;
 
 /// The protocol version this build speaks (`protocolVersion` in the schema).
 pub const PROTOCOL_VERSION: u32 = schema::PROTOCOL_VERSION;

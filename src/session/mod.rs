@@ -1,0 +1,251 @@
+//! The session engine: one request message in, one response message out.
+//!
+//! A [`Session`] is a state machine over monty's `MontyRun` / `RunProgress`.
+//! It never fails as a whole: a request it cannot accept becomes a
+//! `protocolError` response and leaves the session as it was, a Python error
+//! becomes a `pythonError` response, and a panic inside the library is caught,
+//! reported as `internalError`, and resets the session to empty.
+
+mod output;
+mod run;
+
+use std::{
+    panic::{self, AssertUnwindSafe},
+    time::{Duration, Instant},
+};
+
+use monty_types::PrintWriter;
+pub use output::PrintSink;
+use output::TurnOutput;
+use run::RunSession;
+
+use crate::{
+    codec::{DecodeLimits, WireMessage, decode_request, encode_response},
+    error::DecodeError,
+    protocol::{ErrorCode, Outcome, ProtocolError, Request, Response, Usage},
+};
+
+/// Opening a run with this script name panics inside the engine, so tests
+/// can prove that no panic escapes (only with the `test-hooks` feature).
+#[cfg(feature = "test-hooks")]
+pub const PANIC_SCRIPT_NAME: &str = "<monty-wire: induce a panic>";
+
+/// One embedded interpreter session.
+///
+/// Sessions are `Send`: a host may move one between threads, but uses it
+/// from one thread at a time (`&mut self`).
+pub struct Session {
+    state: State,
+    print_sink: Option<PrintSink>,
+    /// Interpreter time over the session's life.
+    elapsed: Duration,
+    decode_limits: DecodeLimits,
+}
+
+enum State {
+    Empty,
+    Run(Box<RunSession>),
+}
+
+/// The work of one request: its print output and the interpreter time it used.
+pub(crate) struct Turn<'s> {
+    output: TurnOutput<'s>,
+    exec: Duration,
+}
+
+impl Turn<'_> {
+    /// Runs monty code that prints into this turn, timing it.
+    pub(crate) fn run<T>(&mut self, f: impl FnOnce(PrintWriter<'_>) -> T) -> T {
+        let started = Instant::now();
+        let result = f(PrintWriter::Callback(&mut self.output));
+        self.exec += started.elapsed();
+        result
+    }
+
+    /// Times monty work that prints nothing (compiling).
+    pub(crate) fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = f();
+        self.exec += started.elapsed();
+        result
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    /// An empty session: its first request opens a run.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_decode_limits(DecodeLimits::default())
+    }
+
+    /// An empty session that reads requests within `limits`.
+    #[must_use]
+    pub fn with_decode_limits(limits: DecodeLimits) -> Self {
+        Self {
+            state: State::Empty,
+            print_sink: None,
+            elapsed: Duration::ZERO,
+            decode_limits: limits,
+        }
+    }
+
+    /// Sends print output to `sink` as it is written, as well as into each
+    /// response; `None` stops that.
+    pub fn set_print_sink(&mut self, sink: Option<PrintSink>) {
+        self.print_sink = sink;
+    }
+
+    /// Handles one request message and returns the response message.
+    ///
+    /// `request` is read in place, at any alignment. This never fails: every
+    /// problem is reported inside the response.
+    pub fn handle_bytes(&mut self, request: &[u8]) -> WireMessage {
+        let started = Instant::now();
+        let mut response = match decode_request(request, &self.decode_limits) {
+            Ok(request) => self.handle(request),
+            Err(err) => Response {
+                outcome: Outcome::ProtocolError(protocol_error_for(&err)),
+                output: Vec::new(),
+                usage: self.usage(Duration::ZERO),
+            },
+        };
+        response.usage.wall = started.elapsed();
+        encode_or_report(&response)
+    }
+
+    /// Handles one decoded request.
+    pub fn handle(&mut self, request: Request) -> Response {
+        let started = Instant::now();
+        let mut turn = Turn {
+            output: TurnOutput::new(self.print_sink.as_mut()),
+            exec: Duration::ZERO,
+        };
+        let state = &mut self.state;
+        let result = panic::catch_unwind(AssertUnwindSafe(|| dispatch(state, request, &mut turn)));
+        let outcome = match result {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => Outcome::ProtocolError(error),
+            Err(payload) => {
+                // Whatever was in flight may be half-moved; only an empty
+                // session is known to be consistent.
+                self.state = State::Empty;
+                Outcome::ProtocolError(ProtocolError::new(
+                    ErrorCode::InternalError,
+                    format!(
+                        "monty-wire panicked ({}); the session was reset to empty",
+                        panic_message(payload.as_ref())
+                    ),
+                ))
+            }
+        };
+        let exec = turn.exec;
+        let output = turn.output.into_segments();
+        self.elapsed += exec;
+        if let State::Run(run) = &mut self.state {
+            run.feed_elapsed += exec;
+        }
+        let mut usage = self.usage(exec);
+        usage.wall = started.elapsed();
+        Response { outcome, output, usage }
+    }
+
+    fn usage(&self, turn_elapsed: Duration) -> Usage {
+        let (feed_elapsed, suspensions) = match &self.state {
+            State::Empty => (Duration::ZERO, 0),
+            State::Run(run) => (run.feed_elapsed, run.suspensions),
+        };
+        Usage {
+            elapsed: self.elapsed,
+            feed_elapsed,
+            turn_elapsed,
+            wall: Duration::ZERO,
+            suspensions,
+            memory_bytes: None,
+        }
+    }
+}
+
+fn dispatch(state: &mut State, request: Request, turn: &mut Turn<'_>) -> Result<Outcome, ProtocolError> {
+    match state {
+        State::Run(run) => run.handle(request, turn),
+        State::Empty => match request {
+            Request::OpenRun(open) => {
+                #[cfg(feature = "test-hooks")]
+                if open.script_name == PANIC_SCRIPT_NAME {
+                    panic!("induced by the test hook");
+                }
+                match RunSession::open(*open, turn)? {
+                    Ok(run) => {
+                        *state = State::Run(Box::new(run));
+                        Ok(Outcome::Ok)
+                    }
+                    Err(exc) => Ok(Outcome::PythonError(exc)),
+                }
+            }
+            Request::LoadProgram { dump, limits } => {
+                *state = State::Run(Box::new(RunSession::load(&dump, limits)?));
+                Ok(Outcome::Ok)
+            }
+            _ => Err(ProtocolError::new(
+                ErrorCode::WrongState,
+                "the session is empty: open a run (openRun or loadProgram) first",
+            )),
+        },
+    }
+}
+
+/// The protocol error for request bytes that did not decode.
+#[must_use]
+pub fn protocol_error_for(err: &DecodeError) -> ProtocolError {
+    let code = match err {
+        DecodeError::Malformed(e) if matches!(e.kind, capnp::ErrorKind::MessageEndsPrematurely(..)) => {
+            ErrorCode::TruncatedMessage
+        }
+        DecodeError::Malformed(_) | DecodeError::TrailingBytes { .. } => ErrorCode::MalformedMessage,
+        DecodeError::TraversalLimit
+        | DecodeError::NestingLimit
+        | DecodeError::TooManyNodes { .. }
+        | DecodeError::TooDeep { .. }
+        | DecodeError::DecodedSizeLimit { .. } => ErrorCode::LimitExceeded,
+        DecodeError::UnknownEnumValue { .. } | DecodeError::UnknownUnionArm { .. } => ErrorCode::UnknownRequest,
+        _ => ErrorCode::InvalidValue,
+    };
+    ProtocolError::new(code, format!("request rejected: {err}"))
+}
+
+/// Encodes `response`; one too large for a message becomes a
+/// `responseTooLarge` error, which always fits.
+pub(crate) fn encode_or_report(response: &Response) -> WireMessage {
+    match encode_response(response) {
+        Ok(message) => message,
+        Err(err) => error_response(ProtocolError::new(
+            ErrorCode::ResponseTooLarge,
+            format!("the response cannot be encoded: {err}"),
+        )),
+    }
+}
+
+/// A response that carries only a protocol error.
+#[must_use]
+pub fn error_response(error: ProtocolError) -> WireMessage {
+    let response = Response {
+        outcome: Outcome::ProtocolError(error),
+        output: Vec::new(),
+        usage: Usage::default(),
+    };
+    encode_response(&response).expect("an error response holds only a short message")
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}

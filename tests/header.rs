@@ -1,0 +1,61 @@
+//! The C header in `include/` is generated from `src/ffi.rs`; this test
+//! regenerates it and fails while the committed copy has drifted. Refresh it
+//! with `MONTY_WIRE_BLESS=1 cargo test --test header`.
+
+use std::path::Path;
+
+const HEADER: &str = "include/monty_wire.h";
+
+fn generated_header() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    let bindings = cbindgen::Builder::new()
+        // The C ABI is exactly what src/ffi.rs declares.
+        .with_src(root.join("src/ffi.rs"))
+        .with_config(config)
+        .generate()
+        .expect("cbindgen reads src/ffi.rs");
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    String::from_utf8(out).expect("cbindgen writes UTF-8")
+}
+
+#[test]
+fn header_matches_the_code() {
+    let generated = generated_header();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(HEADER);
+    if std::env::var_os("MONTY_WIRE_BLESS").is_some() {
+        std::fs::write(&path, &generated).expect("write the header");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{HEADER} is stale: run `MONTY_WIRE_BLESS=1 cargo test --test header` and commit it"
+    );
+}
+
+#[test]
+fn the_c_abi_has_at_most_eight_functions() {
+    let header = generated_header();
+    let functions: Vec<&str> = header
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .filter_map(|line| {
+            let name = line.split('(').next()?.split_whitespace().last()?;
+            let name = name.trim_start_matches('*');
+            (line.contains('(') && name.starts_with("monty_wire_")).then_some(name)
+        })
+        .collect();
+    assert_eq!(
+        functions,
+        [
+            "monty_wire_protocol_version",
+            "monty_wire_session_open",
+            "monty_wire_session_close",
+            "monty_wire_dispatch",
+            "monty_wire_buffer_free",
+            "monty_wire_set_print_callback",
+        ]
+    );
+    assert!(functions.len() <= 8, "the C ABI grew past eight functions");
+}
