@@ -32,7 +32,8 @@
 # The version of the protocol this file describes.
 const protocolVersion :UInt32 = 2;
 # History: 1 values, exceptions, limits and usage; 2 adds requests and
-# responses for one-shot runs (`Request`, `Response`) and the `Dump` envelope.
+# responses (`Request`, `Response`) for one-shot runs and REPL sessions,
+# type checking, and the `Dump` envelope.
 
 # ---------------------------------------------------------------------------
 # Values
@@ -436,6 +437,16 @@ struct Request {
     setLimits @8 :ResourceLimits;    # ready: limits of the next run; suspended: re-arm time budgets
     dumpProgram @9 :Void;            # ready: the compiled program as a `Dump`
     loadProgram @10 :LoadProgram;    # empty -> ready: a program from `dumpProgram`
+    openRepl @11 :OpenRepl;          # empty -> idle: a REPL session
+    feedRun @12 :Feed;               # idle -> idle: run a snippet to completion, no host calls
+    feedStart @13 :Feed;             # idle -> suspended or idle: run a snippet until the host is needed
+    detectContinuation @14 :Text;    # any state, unchanged: is this source complete or does it continue?
+    listFunctions @15 :Void;         # idle: the functions the session defines
+    callFunction @16 :CallFunction;  # idle: call one of them with positional arguments
+    dumpSession @17 :Void;           # idle or suspended REPL, or suspended run: a `Dump`
+    loadSession @18 :LoadSession;    # empty -> whatever `dumpSession` saved
+    typeCheck @19 :TypeCheck;        # any state, unchanged: type-check code
+    setDumpKey @20 :Data;            # any state: seal dumps with HMAC-SHA256 under this key (empty: no key)
   }
 }
 
@@ -512,6 +523,79 @@ struct Arguments {
   keyword @2 :List(Pair);            # (name node, value node), in call order
 }
 
+# Open a REPL: a session whose globals persist from one snippet to the next.
+struct OpenRepl {
+  scriptName @0 :Text = "repl.py";
+  compileOptions @1 :CompileOptions;
+  limits @2 :ResourceLimits;         # apply to every feed and call
+  osPolicy @3 :OsPolicy;
+  cwd @4 :Text = "/";
+  typeCheck :union {
+    off @5 :Void;
+    on @6 :TypeCheckOptions;         # check each snippet before running it
+  }
+}
+
+# One snippet for a REPL.
+struct Feed {
+  code @0 :Text;
+  inputs @1 :NamedValues;            # globals to set before the snippet runs
+  skipTypeCheck @2 :Bool;            # run this snippet unchecked even if the session checks
+}
+
+# Named values in one arena.
+struct NamedValues {
+  nodes @0 :List(Node);
+  entries @1 :List(NamedRoot);
+}
+
+struct NamedRoot {
+  name @0 :Text;
+  node @1 :UInt32;
+}
+
+struct CallFunction {
+  name @0 :Text;
+  args @1 :Inputs;                   # positional arguments (keyword arguments are not supported by monty)
+}
+
+struct LoadSession {
+  dump @0 :Data;                     # the `dump` bytes of an earlier `dumpSession`
+  limits @1 :ResourceLimits;         # the host's limits; a dump carries none of the host's
+}
+
+struct TypeCheckOptions {
+  stubs @0 :Text;                    # declarations star-imported into the code (host functions, ...)
+  moduleStubs @1 :List(ModuleStub);  # host modules, importable by name
+  format @2 :TypeCheckFormat;        # how `TypeCheckReport.rendered` is written
+  color @3 :Bool;                    # ANSI colors in `rendered`
+}
+
+struct ModuleStub {
+  module @0 :Text;                   # dotted name, e.g. "host.tools"
+  source @1 :Text;                   # a .pyi body
+}
+
+enum TypeCheckFormat {
+  full @0;
+  concise @1;
+  azure @2;
+  json @3;
+  jsonLines @4;
+  rdjson @5;
+  pylint @6;
+  gitlab @7;
+  github @8;
+}
+
+# Type-check code without running it.
+struct TypeCheck {
+  code @0 :Text;
+  prefixCode @1 :Text;               # code that precedes `code` (checked, not reported on)
+  scriptName @2 :Text = "main.py";
+  options @3 :TypeCheckOptions;
+}
+
 # The host's answer to a function call or an OS call.
 struct CallResult {
   union {
@@ -550,9 +634,43 @@ struct Response {
     pythonError @6 :PythonException; # the run raised; the session is ready again
     protocolError @7 :ProtocolError; # the request was refused; the session is unchanged
     dump @8 :Data;                   # a framed `Dump` message, opaque to the host
+    continuation @11 :ContinuationMode;  # the answer to detectContinuation
+    functionNames @12 :List(Text);   # the answer to listFunctions
+    typeCheckReport @13 :TypeCheckReport;  # typeCheck's answer, or a feed refused for type errors
   }
   output @9 :List(PrintSegment);     # what print() wrote during this request, in order
   usage @10 :Usage;
+}
+
+enum ContinuationMode {
+  complete @0;                       # run it (valid code, or a real syntax error to report)
+  incompleteImplicit @1;             # an open bracket, string or decorator: read another line
+  incompleteBlock @2;                # a block header: read lines until a blank one
+}
+
+# Type-check diagnostics: structured, and rendered in the requested format.
+# No diagnostics means the code checked clean.
+struct TypeCheckReport {
+  diagnostics @0 :List(Diagnostic);
+  rendered @1 :Text;                 # empty when clean
+}
+
+struct Diagnostic {
+  code @0 :Text;                     # e.g. "invalid-argument-type"
+  severity @1 :Severity;
+  message @2 :Text;
+  file @3 :Text;
+  startLine @4 :UInt32;              # 1-based; 0 when the diagnostic has no location
+  startColumn @5 :UInt32;
+  endLine @6 :UInt32;
+  endColumn @7 :UInt32;
+}
+
+enum Severity {
+  info @0;
+  warning @1;
+  error @2;
+  fatal @3;
 }
 
 struct FunctionCall {
@@ -733,8 +851,16 @@ struct Dump {
   protocolVersion @1 :UInt32;        # the protocolVersion of the writer
   montyVersion @2 :Text;             # the monty release that wrote the payload
   payload @3 :Data;                  # monty's own serialization (CBOR)
+  montyDumpVersion @4 :UInt16;       # monty's dump format version (0 for programs, which have none)
+  seal :union {
+    none @5 :Void;                   # written without a key
+    hmacSha256 @6 :Data;             # HMAC-SHA256 under the host's key of every field above
+  }
 }
 
 enum DumpKind {
   program @0;                        # a compiled program (dumpProgram / loadProgram)
+  replIdle @1;                       # a REPL between snippets
+  replSuspended @2;                  # a REPL suspended mid-snippet
+  runSuspended @3;                   # a one-shot run suspended at a host call
 }

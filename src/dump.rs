@@ -5,17 +5,99 @@
 //! The envelope is a framed `Dump` message (see the schema). Its payload is
 //! monty's own CBOR serialization, which changes between monty releases, so
 //! a payload loads only into the monty release that wrote it.
+//!
+//! monty does not authenticate its dumps, and loading tampered bytes may
+//! panic, abort or hang. A host that stores dumps where others can change
+//! them configures a key: every dump is then sealed with an HMAC-SHA256 tag
+//! over the whole envelope, and a dump whose tag does not verify is refused
+//! before monty reads a byte of its payload.
 
-use monty::MontyRun;
-use monty_types::MONTY_VERSION;
+use hmac::{Hmac, KeyInit, Mac};
+use monty::{DUMP_VERSION, Dump, MontyRun, SessionRef};
+use monty_types::{MONTY_VERSION, ModuleStub, TypeCheckState};
+use sha2::Sha256;
 use thiserror::Error;
 
 use crate::{
     PROTOCOL_VERSION,
-    codec::{DecodeLimits, WireMessage, builder_with_capacity, read_message},
+    codec::{DecodeLimits, WireMessage, builder_with_capacity, read_message, value::checked_data},
     error::DecodeError,
     schema::monty_wire_capnp as wire,
 };
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The key a session seals and checks dumps with; empty means none.
+#[derive(Clone, Default)]
+pub struct DumpKey(Vec<u8>);
+
+impl DumpKey {
+    /// A key; empty bytes mean no key.
+    #[must_use]
+    pub fn new(key: Vec<u8>) -> Self {
+        Self(key)
+    }
+
+    fn mac(&self) -> Option<HmacSha256> {
+        if self.0.is_empty() {
+            return None;
+        }
+        Some(HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length"))
+    }
+}
+
+impl std::fmt::Debug for DumpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.write_str(if self.0.is_empty() {
+            "DumpKey(none)"
+        } else {
+            "DumpKey(set)"
+        })
+    }
+}
+
+/// What a dump holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpKind {
+    /// A compiled program.
+    Program,
+    /// A REPL between snippets.
+    ReplIdle,
+    /// A REPL suspended mid-snippet.
+    ReplSuspended,
+    /// A one-shot run suspended at a host call.
+    RunSuspended,
+}
+
+impl DumpKind {
+    fn to_wire(self) -> wire::DumpKind {
+        match self {
+            Self::Program => wire::DumpKind::Program,
+            Self::ReplIdle => wire::DumpKind::ReplIdle,
+            Self::ReplSuspended => wire::DumpKind::ReplSuspended,
+            Self::RunSuspended => wire::DumpKind::RunSuspended,
+        }
+    }
+
+    fn from_wire(kind: wire::DumpKind) -> Self {
+        match kind {
+            wire::DumpKind::Program => Self::Program,
+            wire::DumpKind::ReplIdle => Self::ReplIdle,
+            wire::DumpKind::ReplSuspended => Self::ReplSuspended,
+            wire::DumpKind::RunSuspended => Self::RunSuspended,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Program => "program",
+            Self::ReplIdle => "idle REPL",
+            Self::ReplSuspended => "suspended REPL",
+            Self::RunSuspended => "suspended run",
+        }
+    }
+}
 
 /// Why dump bytes could not be loaded.
 #[derive(Debug, Error)]
@@ -24,14 +106,17 @@ pub enum DumpError {
     /// The bytes are not a dump envelope.
     #[error("not a monty-wire dump: {0}")]
     NotADump(#[from] DecodeError),
-    /// The envelope holds something other than what the request loads.
-    #[error("the dump holds a {found}, not a {expected}")]
+    /// The envelope holds something the request does not load.
+    #[error("the dump holds a {found}, which {request} does not load")]
     WrongKind {
-        /// What the request expected.
-        expected: &'static str,
+        /// The request.
+        request: &'static str,
         /// What the envelope says it holds.
-        found: String,
+        found: &'static str,
     },
+    /// An envelope kind this build does not know.
+    #[error("the dump holds kind {0}, which this build does not know")]
+    UnknownKind(u16),
     /// A newer protocol wrote the envelope.
     #[error("the dump was written by protocol version {found}; this build speaks version {supported}")]
     NewerProtocol {
@@ -48,6 +133,15 @@ pub enum DumpError {
         /// This build's monty version.
         expected: &'static str,
     },
+    /// The session has a key and the dump is not sealed.
+    #[error("the dump is not sealed, and this session only loads dumps sealed with its key")]
+    NotSealed,
+    /// The dump is sealed and the session has no key to check it with.
+    #[error("the dump is sealed, and this session has no key to check it (send setDumpKey first)")]
+    NoKey,
+    /// The seal does not verify: tampered, truncated, or another key.
+    #[error("the dump's seal does not verify: it was changed, or sealed with another key")]
+    BadSeal,
     /// The payload is not what its label says.
     #[error("the dump's payload is corrupt: {0}")]
     Payload(String),
@@ -59,68 +153,136 @@ pub enum DumpError {
 pub struct DumpEncodeError(pub String);
 
 /// Dumps a compiled, not yet started program.
-pub fn dump_program(program: &MontyRun) -> Result<WireMessage, DumpEncodeError> {
+pub fn dump_program(program: &MontyRun, key: &DumpKey) -> Result<WireMessage, DumpEncodeError> {
     let payload = minicbor_serde::to_vec(program).map_err(|e| DumpEncodeError(e.to_string()))?;
-    seal_envelope(wire::DumpKind::Program, &payload)
+    seal(DumpKind::Program, 0, &payload, key)
 }
 
 /// Loads a program written by [`dump_program`].
-pub fn load_program(bytes: &[u8]) -> Result<MontyRun, DumpError> {
-    let payload = open_envelope(bytes, wire::DumpKind::Program)?;
-    minicbor_serde::from_slice(payload.as_slice()).map_err(|e| DumpError::Payload(e.to_string()))
-}
-
-fn kind_name(kind: wire::DumpKind) -> &'static str {
-    match kind {
-        wire::DumpKind::Program => "program",
+pub fn load_program(bytes: &[u8], key: &DumpKey) -> Result<MontyRun, DumpError> {
+    let (kind, payload) = open(bytes, key)?;
+    if kind != DumpKind::Program {
+        return Err(DumpError::WrongKind {
+            request: "loadProgram",
+            found: kind.name(),
+        });
     }
+    minicbor_serde::from_slice(&payload).map_err(|e| DumpError::Payload(e.to_string()))
 }
 
-fn seal_envelope(kind: wire::DumpKind, payload: &[u8]) -> Result<WireMessage, DumpEncodeError> {
+/// Dumps a REPL or a run in flight, with monty's own dump format inside
+/// (which also carries a REPL's type-checking state and module stubs).
+pub fn dump_session(
+    state: SessionRef<'_>,
+    script_name: &str,
+    type_check: Option<&TypeCheckState>,
+    module_stubs: &[ModuleStub],
+    key: &DumpKey,
+) -> Result<WireMessage, DumpEncodeError> {
+    let kind = match state {
+        SessionRef::Idle(_) => DumpKind::ReplIdle,
+        SessionRef::Suspended(_) => DumpKind::ReplSuspended,
+        SessionRef::Running(_) => DumpKind::RunSuspended,
+    };
     let payload =
-        crate::codec::value::checked_data(payload, "dump payload").map_err(|e| DumpEncodeError(e.to_string()))?;
-    let mut message = builder_with_capacity(payload.len() / 8 + 32);
+        monty::dump(script_name, type_check, module_stubs, state).map_err(|e| DumpEncodeError(e.to_string()))?;
+    seal(kind, DUMP_VERSION, &payload, key)
+}
+
+/// Loads what [`dump_session`] wrote.
+pub fn load_session(bytes: &[u8], key: &DumpKey) -> Result<Dump, DumpError> {
+    let (kind, payload) = open(bytes, key)?;
+    if kind == DumpKind::Program {
+        return Err(DumpError::WrongKind {
+            request: "loadSession",
+            found: kind.name(),
+        });
+    }
+    Dump::load(&payload).map_err(|e| DumpError::Payload(e.to_string()))
+}
+
+/// The bytes the seal covers: every envelope field but the seal, each
+/// length-prefixed, so no two envelopes share a tag input.
+fn seal_input(kind: DumpKind, protocol: u32, monty_version: &str, dump_version: u16, payload: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(payload.len() + monty_version.len() + 32);
+    input.extend_from_slice(b"monty-wire dump\0");
+    input.extend_from_slice(&(kind.to_wire() as u16).to_le_bytes());
+    input.extend_from_slice(&protocol.to_le_bytes());
+    input.extend_from_slice(&dump_version.to_le_bytes());
+    input.extend_from_slice(&(monty_version.len() as u64).to_le_bytes());
+    input.extend_from_slice(monty_version.as_bytes());
+    input.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    input.extend_from_slice(payload);
+    input
+}
+
+fn seal(kind: DumpKind, dump_version: u16, payload: &[u8], key: &DumpKey) -> Result<WireMessage, DumpEncodeError> {
+    let payload = checked_data(payload, "dump payload").map_err(|e| DumpEncodeError(e.to_string()))?;
+    let mut message = builder_with_capacity(payload.len() / 8 + 64);
     let mut root = message.init_root::<wire::dump::Builder<'_>>();
-    root.set_kind(kind);
+    root.set_kind(kind.to_wire());
     root.set_protocol_version(PROTOCOL_VERSION);
     root.set_monty_version(MONTY_VERSION);
+    root.set_monty_dump_version(dump_version);
     root.set_payload(payload);
+    match key.mac() {
+        None => root.init_seal().set_none(()),
+        Some(mut mac) => {
+            mac.update(&seal_input(
+                kind,
+                PROTOCOL_VERSION,
+                MONTY_VERSION,
+                dump_version,
+                payload,
+            ));
+            root.init_seal().set_hmac_sha256(&mac.finalize().into_bytes());
+        }
+    }
     Ok(WireMessage::from_builder(&message))
 }
 
-/// Checks the label and returns a copy of the payload.
-fn open_envelope(bytes: &[u8], expected: wire::DumpKind) -> Result<Vec<u8>, DumpError> {
-    let limits = DecodeLimits::default();
-    let message = read_message(bytes, &limits)?;
+/// Checks the envelope (seal first) and returns its kind and payload.
+fn open(bytes: &[u8], key: &DumpKey) -> Result<(DumpKind, Vec<u8>), DumpError> {
+    let message = read_message(bytes, &DecodeLimits::default())?;
     let root = message
         .get_root::<wire::dump::Reader<'_>>()
         .map_err(DecodeError::from)?;
-    let kind = root.get_kind().map_err(|e| DumpError::WrongKind {
-        expected: kind_name(expected),
-        found: format!("dump kind {}", e.0),
-    })?;
-    if kind != expected {
-        return Err(DumpError::WrongKind {
-            expected: kind_name(expected),
-            found: kind_name(kind).to_owned(),
-        });
-    }
-    let found = root.get_protocol_version();
-    if found > PROTOCOL_VERSION {
-        return Err(DumpError::NewerProtocol {
-            found,
-            supported: PROTOCOL_VERSION,
-        });
-    }
+    let kind = DumpKind::from_wire(root.get_kind().map_err(|e| DumpError::UnknownKind(e.0))?);
+    let protocol = root.get_protocol_version();
     let version = root.get_monty_version().map_err(DecodeError::from)?;
     let version = version.to_str().map_err(|_| DecodeError::InvalidUtf8 {
         field: "Dump.montyVersion",
     })?;
+    let dump_version = root.get_monty_dump_version();
+    let payload = root.get_payload().map_err(DecodeError::from)?;
+    let tag = match root.get_seal().which().map_err(|e| DecodeError::UnknownUnionArm {
+        union_name: "Dump.seal",
+        value: e.0,
+    })? {
+        wire::dump::seal::Which::None(()) => None,
+        wire::dump::seal::Which::HmacSha256(tag) => Some(tag.map_err(DecodeError::from)?),
+    };
+    match (key.mac(), tag) {
+        (None, None) => {}
+        (Some(_), None) => return Err(DumpError::NotSealed),
+        (None, Some(_)) => return Err(DumpError::NoKey),
+        (Some(mut mac), Some(tag)) => {
+            mac.update(&seal_input(kind, protocol, version, dump_version, payload));
+            // `verify_slice` compares in constant time.
+            mac.verify_slice(tag).map_err(|_| DumpError::BadSeal)?;
+        }
+    }
+    if protocol > PROTOCOL_VERSION {
+        return Err(DumpError::NewerProtocol {
+            found: protocol,
+            supported: PROTOCOL_VERSION,
+        });
+    }
     if version != MONTY_VERSION {
         return Err(DumpError::MontyVersion {
             found: version.to_owned(),
             expected: MONTY_VERSION,
         });
     }
-    Ok(root.get_payload().map_err(DecodeError::from)?.to_vec())
+    Ok((kind, payload.to_vec()))
 }

@@ -123,6 +123,16 @@ pub enum DecodeError {
         name: String,
     },
 
+    /// A module stub whose name monty refuses (not an identifier path, or a
+    /// name the sandbox reserves).
+    #[error("invalid module stub {module:?}: {reason}")]
+    InvalidModuleStub {
+        /// The module name found.
+        module: String,
+        /// Why monty refuses it.
+        reason: String,
+    },
+
     /// An integer does not fit the type monty uses for it on this platform.
     #[error("{field} value {value} is out of range on this platform")]
     IntegerOutOfRange {

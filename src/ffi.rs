@@ -91,7 +91,7 @@ fn find_session(handle: MontyWireSession) -> Option<SharedSession> {
 }
 
 /// Runs `f` on the session, or says why it cannot.
-fn with_session<T>(handle: MontyWireSession, f: impl FnOnce(&mut Session) -> T) -> Result<T, ProtocolError> {
+pub(crate) fn with_session<T>(handle: MontyWireSession, f: impl FnOnce(&mut Session) -> T) -> Result<T, ProtocolError> {
     let session = find_session(handle).ok_or_else(|| {
         ProtocolError::new(
             ErrorCode::UnknownSession,

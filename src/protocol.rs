@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
+use monty::ReplContinuationMode;
 use monty_types::{
-    CallArgs, CompileOptions, MontyException, MontyObject, MontyUuid, OsFunctionCall, OsPolicy, PrintStream,
-    ResourceLimits, SourceRange,
+    CallArgs, CompileOptions, ModuleStub, MontyException, MontyObject, MontyUuid, OsFunctionCall, OsPolicy,
+    PrintStream, ResourceLimits, SourceRange, TypeCheckingFormat,
 };
 
 /// One request to a session.
@@ -43,6 +44,125 @@ pub enum Request {
         /// Limits for runs of the loaded program.
         limits: ResourceLimits,
     },
+    /// Open a REPL in an empty session.
+    OpenRepl(Box<OpenRepl>),
+    /// Run a snippet to completion; no host calls.
+    FeedRun(Feed),
+    /// Run a snippet, suspending when it needs the host.
+    FeedStart(Feed),
+    /// Whether this source is complete or continues on another line.
+    DetectContinuation(String),
+    /// The functions the REPL defines.
+    ListFunctions,
+    /// Call a function the REPL defines, with positional arguments.
+    CallFunction {
+        /// The function's name.
+        name: String,
+        /// Its positional arguments.
+        args: Vec<MontyObject>,
+    },
+    /// Dump the REPL (idle or suspended) or the suspended run.
+    DumpSession,
+    /// Restore what an earlier [`Request::DumpSession`] saved.
+    LoadSession {
+        /// The bytes of an earlier [`Outcome::Dump`].
+        dump: Vec<u8>,
+        /// The host's limits.
+        limits: ResourceLimits,
+    },
+    /// Type-check code without running it.
+    TypeCheck(Box<TypeCheck>),
+    /// Seal dumps with HMAC-SHA256 under this key, and accept only dumps
+    /// sealed with it; an empty key turns sealing off.
+    SetDumpKey(Vec<u8>),
+}
+
+/// Everything needed to open a REPL session.
+#[derive(Debug, Clone)]
+pub struct OpenRepl {
+    /// The script name tracebacks show.
+    pub script_name: String,
+    /// Compiler options for every snippet.
+    pub compile_options: CompileOptions,
+    /// Resource limits of every feed and call.
+    pub limits: ResourceLimits,
+    /// Clocks, sleeps and random numbers.
+    pub os_policy: OsPolicy,
+    /// The virtual working directory.
+    pub cwd: String,
+    /// Type-check each snippet before running it.
+    pub type_check: Option<TypeCheckOptions>,
+}
+
+impl Default for OpenRepl {
+    fn default() -> Self {
+        Self {
+            script_name: "repl.py".to_owned(),
+            compile_options: CompileOptions::default(),
+            limits: ResourceLimits::default(),
+            os_policy: OsPolicy::default(),
+            cwd: "/".to_owned(),
+            type_check: None,
+        }
+    }
+}
+
+/// One REPL snippet.
+#[derive(Debug, Clone, Default)]
+pub struct Feed {
+    /// The Python source.
+    pub code: String,
+    /// Globals to set before it runs.
+    pub inputs: Vec<(String, MontyObject)>,
+    /// Run it unchecked even in a session that type-checks.
+    pub skip_type_check: bool,
+}
+
+impl Feed {
+    /// A snippet with no inputs.
+    pub fn new(code: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// How to type-check.
+#[derive(Debug, Clone)]
+pub struct TypeCheckOptions {
+    /// Declarations star-imported into the code (host function signatures, ...).
+    pub stubs: String,
+    /// Host modules, importable by name.
+    pub module_stubs: Vec<ModuleStub>,
+    /// How the report's `rendered` text is written.
+    pub format: TypeCheckingFormat,
+    /// ANSI colors in the rendered text.
+    pub color: bool,
+}
+
+impl Default for TypeCheckOptions {
+    fn default() -> Self {
+        Self {
+            stubs: String::new(),
+            module_stubs: Vec::new(),
+            format: TypeCheckingFormat::Full,
+            color: false,
+        }
+    }
+}
+
+/// A stateless type check.
+#[derive(Debug, Clone)]
+pub struct TypeCheck {
+    /// The code to check.
+    pub code: String,
+    /// Code that precedes it (checked, not reported on).
+    pub prefix_code: String,
+    /// The file name diagnostics show.
+    pub script_name: String,
+    /// How to check and render.
+    pub options: TypeCheckOptions,
 }
 
 /// Everything needed to compile a program into a run session.
@@ -141,6 +261,56 @@ pub enum Outcome {
     ProtocolError(ProtocolError),
     /// Dump bytes: a framed `Dump` message.
     Dump(Vec<u8>),
+    /// Whether source is complete.
+    Continuation(ReplContinuationMode),
+    /// The functions a REPL defines.
+    FunctionNames(Vec<String>),
+    /// Type-check diagnostics (none: clean). For a feed, the snippet did not run.
+    TypeCheckReport(TypeCheckReport),
+}
+
+/// Type-check diagnostics, structured and rendered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeCheckReport {
+    /// One entry per diagnostic; empty when the code checked clean.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The diagnostics in the requested format; empty when clean.
+    pub rendered: String,
+}
+
+/// One type-check diagnostic. Lines and columns are 1-based; 0 means the
+/// diagnostic has no location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The rule, e.g. `invalid-argument-type`.
+    pub code: String,
+    /// How serious it is.
+    pub severity: Severity,
+    /// What it says.
+    pub message: String,
+    /// The file it is in.
+    pub file: String,
+    /// First line.
+    pub start_line: u32,
+    /// First column.
+    pub start_column: u32,
+    /// Last line.
+    pub end_line: u32,
+    /// Column after the end.
+    pub end_column: u32,
+}
+
+/// How serious a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// For information.
+    Info,
+    /// A warning.
+    Warning,
+    /// An error.
+    Error,
+    /// The checker could not go on.
+    Fatal,
 }
 
 /// A suspension at an external function call.

@@ -1,14 +1,21 @@
-//! `monty-wire`: run Python scripts through the protocol, and read protocol
-//! messages as text.
+//! `monty-wire`: run Python scripts and an interactive REPL through the
+//! protocol, type-check files, and read protocol messages as text.
 //!
-//! `run` drives the library the way a foreign host does: it opens a session
-//! through the C entry points, builds request messages, and reads every
-//! response in place from the buffer `monty_wire_dispatch` returns.
+//! Every command drives the library the way a foreign host does: it opens a
+//! session through the C entry points, builds request messages, and reads
+//! every response in place from the buffer `monty_wire_dispatch` returns.
 
-use std::{ffi::c_void, io::Write, path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    ffi::c_void,
+    io::{BufRead, Write},
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use monty_types::{MontyObject, OsFunctionCall, ResourceLimits};
+use monty::ReplContinuationMode;
+use monty_types::{MontyObject, OsFunctionCall, ResourceLimits, TypeCheckingFormat};
 use monty_wire::{
     DecodeLimits,
     codec::{decode_response, encode_request, read_message},
@@ -16,7 +23,9 @@ use monty_wire::{
         MontyWireSession, monty_wire_buffer_free, monty_wire_dispatch, monty_wire_session_close,
         monty_wire_session_open, monty_wire_set_print_callback,
     },
-    protocol::{CallResult, NameLookupResult, OpenRun, Outcome, Request, Response},
+    protocol::{
+        CallResult, Feed, NameLookupResult, OpenRepl, OpenRun, Outcome, Request, Response, TypeCheck, TypeCheckOptions,
+    },
     schema::monty_wire_capnp as wire,
 };
 use num_bigint::BigInt;
@@ -32,6 +41,16 @@ struct Cli {
 enum Command {
     /// Run a Python script; print its result, or its traceback and exit 1.
     Run(RunArgs),
+    /// An interactive Python session; Ctrl-D leaves.
+    Repl(ReplArgs),
+    /// Type-check a Python file; exit 1 if it has diagnostics.
+    Check {
+        /// The file.
+        file: PathBuf,
+        /// How to print the diagnostics.
+        #[arg(long, value_enum, default_value = "full")]
+        format: CheckFormat,
+    },
     /// Print a protocol message file as Cap'n Proto text.
     Decode {
         /// The message file.
@@ -65,6 +84,45 @@ struct RunArgs {
     trace: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct ReplArgs {
+    /// Stop any one snippet after this many seconds of execution.
+    #[arg(long, value_name = "SECONDS")]
+    time_limit: Option<f64>,
+    /// Type-check each snippet before running it.
+    #[arg(long)]
+    type_check: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckFormat {
+    Full,
+    Concise,
+    Azure,
+    Json,
+    JsonLines,
+    Rdjson,
+    Pylint,
+    Gitlab,
+    Github,
+}
+
+impl From<CheckFormat> for TypeCheckingFormat {
+    fn from(format: CheckFormat) -> Self {
+        match format {
+            CheckFormat::Full => Self::Full,
+            CheckFormat::Concise => Self::Concise,
+            CheckFormat::Azure => Self::Azure,
+            CheckFormat::Json => Self::Json,
+            CheckFormat::JsonLines => Self::JsonLines,
+            CheckFormat::Rdjson => Self::Rdjson,
+            CheckFormat::Pylint => Self::Pylint,
+            CheckFormat::Gitlab => Self::Gitlab,
+            CheckFormat::Github => Self::Github,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum RootType {
     Request,
@@ -80,16 +138,25 @@ const INTERPRETER_STACK_BYTES: usize = 256 << 20;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Decode { file, root } => decode(&file, root),
-        Command::Run(args) => std::thread::Builder::new()
-            .name("monty".into())
-            .stack_size(INTERPRETER_STACK_BYTES)
-            .spawn(move || run(&args))
-            .expect("spawn the interpreter thread")
-            .join()
-            .unwrap_or(ExitCode::from(3)),
-    }
+    let work: Box<dyn FnOnce() -> ExitCode + Send> = match cli.command {
+        Command::Decode { file, root } => return decode(&file, root),
+        Command::Check { file, format } => Box::new(move || check(&file, format.into())),
+        Command::Run(args) => Box::new(move || run(&args)),
+        Command::Repl(args) => Box::new(move || repl(&args)),
+    };
+    std::thread::Builder::new()
+        .name("monty".into())
+        .stack_size(INTERPRETER_STACK_BYTES)
+        .spawn(work)
+        .expect("spawn the interpreter thread")
+        .join()
+        .unwrap_or(ExitCode::from(3))
+}
+
+fn seconds(option: &str, seconds: Option<f64>) -> Result<Option<Duration>, String> {
+    seconds
+        .map(|s| Duration::try_from_secs_f64(s).map_err(|e| format!("{option} {s}: {e}")))
+        .transpose()
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -181,6 +248,28 @@ impl FfiSession {
     }
 }
 
+impl FfiSession {
+    /// Shows print output as the code writes it.
+    fn print_live(&self) {
+        // SAFETY: `print_live` has the callback signature and ignores user data.
+        unsafe { monty_wire_set_print_callback(self.handle, Some(print_live), std::ptr::null_mut()) };
+    }
+
+    /// Sends `request` and answers every suspension the way the command line
+    /// can, returning the first response that is not a suspension.
+    fn drive(&mut self, mut request: Request) -> Result<Outcome, String> {
+        loop {
+            request = match self.send(&request)?.outcome {
+                // The command line has no host functions, names or modules to offer.
+                Outcome::FunctionCall(_) => Request::ResumeCall(CallResult::NotFound),
+                Outcome::NameLookup(_) => Request::ResumeNameLookup(NameLookupResult::Undefined),
+                Outcome::OsCall(call) => Request::ResumeOsCall(answer_os_call(&call.call, call.allow_eager_await)),
+                other => return Ok(other),
+            };
+        }
+    }
+}
+
 impl Drop for FfiSession {
     fn drop(&mut self) {
         monty_wire_session_close(self.handle);
@@ -224,47 +313,134 @@ fn run(args: &RunArgs) -> ExitCode {
         max_memory: args.memory_limit,
         ..ResourceLimits::default()
     };
-    if let Some(seconds) = args.time_limit {
-        match Duration::try_from_secs_f64(seconds) {
-            Ok(limit) => limits.max_feed_duration = Some(limit),
-            Err(err) => return fail(format_args!("--time-limit {seconds}: {err}")),
-        }
+    match seconds("--time-limit", args.time_limit) {
+        Ok(limit) => limits.max_feed_duration = limit,
+        Err(err) => return fail(err),
     }
 
     let mut session = FfiSession::open(args.trace.clone());
-    // SAFETY: `print_live` has the callback signature and ignores user data.
-    unsafe { monty_wire_set_print_callback(session.handle, Some(print_live), std::ptr::null_mut()) };
+    session.print_live();
     let mut open = OpenRun::new(code);
     open.script_name = args.script.display().to_string();
     open.input_names = names;
     open.limits = limits;
-    let mut request = Request::OpenRun(Box::new(open));
-    let mut opened = false;
+    match session.drive(Request::OpenRun(Box::new(open))) {
+        Ok(Outcome::Ok) => {}
+        Ok(outcome) => return report(outcome),
+        Err(err) => return fail(err),
+    }
+    match session.drive(Request::Start(values)) {
+        Ok(outcome) => report(outcome),
+        Err(err) => fail(err),
+    }
+}
+
+/// Prints the end of a run: its value, or its traceback.
+fn report(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Complete(value) => {
+            println!("{}", value.py_repr());
+            ExitCode::SUCCESS
+        }
+        Outcome::PythonError(exc) => {
+            eprintln!("{exc}");
+            ExitCode::FAILURE
+        }
+        Outcome::TypeCheckReport(report) => {
+            eprint!("{}", report.rendered);
+            ExitCode::FAILURE
+        }
+        Outcome::ProtocolError(error) => fail(error),
+        other => fail(format_args!("unexpected response {other:?}")),
+    }
+}
+
+fn repl(args: &ReplArgs) -> ExitCode {
+    let limits = match seconds("--time-limit", args.time_limit) {
+        Ok(limit) => ResourceLimits {
+            max_feed_duration: limit,
+            ..ResourceLimits::default()
+        },
+        Err(err) => return fail(err),
+    };
+    let mut session = FfiSession::open(None);
+    session.print_live();
+    let open = OpenRepl {
+        script_name: "<stdin>".into(),
+        limits,
+        type_check: args.type_check.then(TypeCheckOptions::default),
+        ..OpenRepl::default()
+    };
+    if let Err(err) = session.drive(Request::OpenRepl(Box::new(open))) {
+        return fail(err);
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut source = String::new();
     loop {
-        let response = match session.send(&request) {
-            Ok(response) => response,
+        print!("{}", if source.is_empty() { ">>> " } else { "... " });
+        let _ = std::io::stdout().flush();
+        let Some(Ok(line)) = lines.next() else {
+            // Ctrl-D (end of input) leaves, as in CPython.
+            println!();
+            return ExitCode::SUCCESS;
+        };
+        let blank = line.trim().is_empty();
+        if source.is_empty() && blank {
+            continue;
+        }
+        source.push_str(&line);
+        source.push('\n');
+        let mode = match session.drive(Request::DetectContinuation(source.clone())) {
+            Ok(Outcome::Continuation(mode)) => mode,
+            Ok(other) => return fail(format_args!("unexpected response {other:?}")),
             Err(err) => return fail(err),
         };
-        request = match response.outcome {
-            Outcome::Ok if !opened => {
-                opened = true;
-                Request::Start(std::mem::take(&mut values))
-            }
-            Outcome::Complete(value) => {
-                println!("{}", value.py_repr());
-                return ExitCode::SUCCESS;
-            }
-            Outcome::PythonError(exc) => {
-                eprintln!("{exc}");
-                return ExitCode::FAILURE;
-            }
-            Outcome::ProtocolError(error) => return fail(error),
-            // The command line has no host functions, names or modules to offer.
-            Outcome::FunctionCall(_) => Request::ResumeCall(CallResult::NotFound),
-            Outcome::NameLookup(_) => Request::ResumeNameLookup(NameLookupResult::Undefined),
-            Outcome::OsCall(call) => Request::ResumeOsCall(answer_os_call(&call.call, call.allow_eager_await)),
-            other => return fail(format_args!("unexpected response {other:?}")),
+        // A block ends at a blank line; brackets and strings end when closed.
+        let complete = match mode {
+            ReplContinuationMode::Complete => true,
+            ReplContinuationMode::IncompleteImplicit => false,
+            ReplContinuationMode::IncompleteBlock => blank,
         };
+        if !complete {
+            continue;
+        }
+        let snippet = std::mem::take(&mut source);
+        match session.drive(Request::FeedStart(Feed::new(snippet))) {
+            Ok(Outcome::Complete(value)) if value != MontyObject::none() => println!("{}", value.py_repr()),
+            Ok(Outcome::Complete(_)) => {}
+            // An error is the snippet's; the session and its globals live on.
+            Ok(Outcome::PythonError(exc)) => eprintln!("{exc}"),
+            Ok(Outcome::TypeCheckReport(report)) => eprint!("{}", report.rendered),
+            Ok(other) => eprintln!("monty-wire: unexpected response {other:?}"),
+            Err(err) => eprintln!("monty-wire: {err}"),
+        }
+    }
+}
+
+fn check(file: &PathBuf, format: TypeCheckingFormat) -> ExitCode {
+    let code = match std::fs::read_to_string(file) {
+        Ok(code) => code,
+        Err(err) => return fail(format_args!("cannot read {}: {err}", file.display())),
+    };
+    let mut session = FfiSession::open(None);
+    let request = TypeCheck {
+        code,
+        prefix_code: String::new(),
+        script_name: file.display().to_string(),
+        options: TypeCheckOptions {
+            format,
+            ..TypeCheckOptions::default()
+        },
+    };
+    match session.drive(Request::TypeCheck(Box::new(request))) {
+        Ok(Outcome::TypeCheckReport(report)) if report.diagnostics.is_empty() => ExitCode::SUCCESS,
+        Ok(Outcome::TypeCheckReport(report)) => {
+            print!("{}", report.rendered);
+            ExitCode::FAILURE
+        }
+        Ok(other) => report(other),
+        Err(err) => fail(err),
     }
 }
 

@@ -62,6 +62,7 @@ pub mod message;
 pub mod os;
 pub mod request;
 pub mod response;
+pub mod typecheck;
 pub mod value;
 
 use monty_types::{MontyException, MontyObject, unstable};

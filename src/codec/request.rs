@@ -12,6 +12,7 @@ use super::{
     limits::{read_limits, write_limits},
     message::DecodeContext,
     os::{read_compile_options, read_os_policy, write_compile_options, write_os_policy},
+    typecheck::{read_options, read_repl_type_check, write_options},
     value::{
         checked_data, checked_text, estimated_words as graph_words, graph_error, read_graph, read_value, unknown_arm,
         write_graph, write_value,
@@ -20,7 +21,7 @@ use super::{
 };
 use crate::{
     error::{DecodeError, EncodeError},
-    protocol::{CallResult, NameLookupResult, OpenRun, Request},
+    protocol::{CallResult, Feed, NameLookupResult, OpenRepl, OpenRun, Request, TypeCheck},
     schema::monty_wire_capnp as wire,
 };
 
@@ -60,8 +61,65 @@ pub fn write_request(request: &Request, mut b: wire::request::Builder<'_>) -> Re
             out.set_dump(checked_data(dump, "program dump")?);
             write_limits(limits, out.init_limits());
         }
+        Request::OpenRepl(open) => write_open_repl(open, b.init_open_repl())?,
+        Request::FeedRun(feed) => write_feed(feed, b.init_feed_run())?,
+        Request::FeedStart(feed) => write_feed(feed, b.init_feed_start())?,
+        Request::DetectContinuation(source) => b.set_detect_continuation(checked_text(source, "source")?),
+        Request::ListFunctions => b.set_list_functions(()),
+        Request::CallFunction { name, args } => {
+            let mut out = b.init_call_function();
+            out.set_name(checked_text(name, "function name")?);
+            write_inputs(args, out.init_args())?;
+        }
+        Request::DumpSession => b.set_dump_session(()),
+        Request::LoadSession { dump, limits } => {
+            let mut out = b.init_load_session();
+            out.set_dump(checked_data(dump, "session dump")?);
+            write_limits(limits, out.init_limits());
+        }
+        Request::TypeCheck(check) => write_type_check(check, b.init_type_check())?,
+        Request::SetDumpKey(key) => b.set_set_dump_key(checked_data(key, "dump key")?),
     }
     Ok(())
+}
+
+fn write_open_repl(open: &OpenRepl, mut b: wire::open_repl::Builder<'_>) -> Result<(), EncodeError> {
+    b.set_script_name(checked_text(&open.script_name, "script name")?);
+    write_compile_options(&open.compile_options, b.reborrow().init_compile_options());
+    write_limits(&open.limits, b.reborrow().init_limits());
+    write_os_policy(&open.os_policy, b.reborrow().init_os_policy())?;
+    b.set_cwd(checked_text(&open.cwd, "working directory")?);
+    match &open.type_check {
+        None => b.init_type_check().set_off(()),
+        Some(options) => write_options(options, b.init_type_check().init_on())?,
+    }
+    Ok(())
+}
+
+fn write_feed(feed: &Feed, mut b: wire::feed::Builder<'_>) -> Result<(), EncodeError> {
+    b.set_code(checked_text(&feed.code, "snippet")?);
+    b.set_skip_type_check(feed.skip_type_check);
+    let values: Vec<MontyObject> = feed.inputs.iter().map(|(_, value)| value.clone()).collect();
+    let mut named = b.init_inputs();
+    let (graph, roots) = merged_arena(&values)?;
+    write_graph(
+        &graph,
+        named.reborrow().init_nodes(wire_len(graph.len(), "input arena")?),
+    )?;
+    let mut entries = named.init_entries(wire_len(roots.len(), "inputs")?);
+    for (i, ((name, _), root)) in (0..).zip(feed.inputs.iter().zip(&roots)) {
+        let mut entry = entries.reborrow().get(i);
+        entry.set_name(checked_text(name, "input name")?);
+        entry.set_node(root.0);
+    }
+    Ok(())
+}
+
+fn write_type_check(check: &TypeCheck, mut b: wire::type_check::Builder<'_>) -> Result<(), EncodeError> {
+    b.set_code(checked_text(&check.code, "code")?);
+    b.set_prefix_code(checked_text(&check.prefix_code, "prefix code")?);
+    b.set_script_name(checked_text(&check.script_name, "script name")?);
+    write_options(&check.options, b.init_options())
 }
 
 fn write_open_run(open: &OpenRun, mut b: wire::open_run::Builder<'_>) -> Result<(), EncodeError> {
@@ -84,20 +142,27 @@ fn write_open_run(open: &OpenRun, mut b: wire::open_run::Builder<'_>) -> Result<
 /// in after the previous value's, so every root spans its own contiguous run
 /// of nodes (which is what lets the reader split the arena without copying).
 fn write_inputs(inputs: &[MontyObject], mut b: wire::inputs::Builder<'_>) -> Result<(), EncodeError> {
-    // Checked before merging: the merged arena is at most this long, and a
-    // `MontyGraph` must not outgrow the u32 ids a list length bounds.
-    let total = inputs.iter().fold(0usize, |sum, input| {
-        sum.saturating_add(unstable::graph_parts(input).0.len())
-    });
-    wire_len(total, "input arena")?;
-    let mut graph = MontyGraph::with_capacity(total);
-    let mut roots = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        roots.push(input.as_ref().push_into(&mut graph));
-    }
+    let (graph, roots) = merged_arena(inputs)?;
     write_graph(&graph, b.reborrow().init_nodes(wire_len(graph.len(), "input arena")?))?;
     write_ids(&roots, b.init_roots(wire_len(roots.len(), "inputs")?));
     Ok(())
+}
+
+/// One arena holding every value, each as the run of nodes after the
+/// previous value's root, and the root of each.
+fn merged_arena(values: &[MontyObject]) -> Result<(MontyGraph, Vec<NodeId>), EncodeError> {
+    // Checked before merging: the merged arena is at most this long, and a
+    // `MontyGraph` must not outgrow the u32 ids a list length bounds.
+    let total = values.iter().fold(0usize, |sum, value| {
+        sum.saturating_add(unstable::graph_parts(value).0.len())
+    });
+    wire_len(total, "input arena")?;
+    let mut graph = MontyGraph::with_capacity(total);
+    let roots = values
+        .iter()
+        .map(|value| value.as_ref().push_into(&mut graph))
+        .collect();
+    Ok((graph, roots))
 }
 
 fn write_ids(ids: &[NodeId], mut out: primitive_list::Builder<'_, u32>) {
@@ -117,6 +182,15 @@ fn write_call_result(result: &CallResult, mut b: wire::call_result::Builder<'_>)
         CallResult::EagerException(exc) => write_exception(exc, b.init_eager_exception())?,
     }
     Ok(())
+}
+
+fn options_words(options: &crate::protocol::TypeCheckOptions) -> usize {
+    16 + options.stubs.len() / 8
+        + options
+            .module_stubs
+            .iter()
+            .map(|stub| 4 + (stub.module().len() + stub.source().len()) / 8)
+            .sum::<usize>()
 }
 
 /// A rough wire size of `request`, in words, for presizing its message.
@@ -143,7 +217,37 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
         Request::ResumeNameLookup(NameLookupResult::Exception(exc)) | Request::Abort(exc) => exception_words(exc),
         Request::ResolveFutures(results) => results.iter().map(|(_, result)| 2 + call_result_words(result)).sum(),
         Request::LoadProgram { dump, .. } => 32 + dump.len() / 8,
-        Request::ResumeNameLookup(NameLookupResult::Undefined) | Request::SetLimits(_) | Request::DumpProgram => 32,
+        Request::OpenRepl(open) => {
+            64 + (open.script_name.len() + open.cwd.len()) / 8
+                + open.type_check.as_ref().map_or(0, options_words)
+        }
+        Request::FeedRun(feed) | Request::FeedStart(feed) => {
+            32 + feed.code.len() / 8
+                + feed
+                    .inputs
+                    .iter()
+                    .map(|(name, value)| graph_words(unstable::graph_parts(value).0) + name.len() / 8 + 3)
+                    .sum::<usize>()
+        }
+        Request::DetectContinuation(source) => 8 + source.len() / 8,
+        Request::CallFunction { name, args } => {
+            16 + name.len() / 8
+                + args
+                    .iter()
+                    .map(|arg| graph_words(unstable::graph_parts(arg).0) + 1)
+                    .sum::<usize>()
+        }
+        Request::LoadSession { dump, .. } => 32 + dump.len() / 8,
+        Request::TypeCheck(check) => {
+            32 + (check.code.len() + check.prefix_code.len() + check.script_name.len()) / 8
+                + options_words(&check.options)
+        }
+        Request::SetDumpKey(key) => 8 + key.len() / 8,
+        Request::ResumeNameLookup(NameLookupResult::Undefined)
+        | Request::SetLimits(_)
+        | Request::DumpProgram
+        | Request::ListFunctions
+        | Request::DumpSession => 32,
     };
     16 + payload
 }
@@ -191,6 +295,58 @@ pub fn read_request(r: wire::request::Reader<'_>, ctx: &mut DecodeContext) -> Re
                 limits: read_limits(load.get_limits()?)?,
             }
         }
+        Which::OpenRepl(open) => {
+            let open = open?;
+            ctx.charge(std::mem::size_of::<OpenRepl>() as u64)?;
+            Request::OpenRepl(Box::new(OpenRepl {
+                script_name: ctx.text(open.get_script_name(), "OpenRepl.scriptName")?,
+                compile_options: read_compile_options(open.get_compile_options()?)?,
+                limits: read_limits(open.get_limits()?)?,
+                os_policy: read_os_policy(open.get_os_policy()?, ctx)?,
+                cwd: ctx.text(open.get_cwd(), "OpenRepl.cwd")?,
+                type_check: read_repl_type_check(open.get_type_check(), ctx)?,
+            }))
+        }
+        Which::FeedRun(feed) => Request::FeedRun(read_feed(feed?, ctx)?),
+        Which::FeedStart(feed) => Request::FeedStart(read_feed(feed?, ctx)?),
+        Which::DetectContinuation(source) => {
+            Request::DetectContinuation(ctx.text(source, "Request.detectContinuation")?)
+        }
+        Which::ListFunctions(()) => Request::ListFunctions,
+        Which::CallFunction(call) => {
+            let call = call?;
+            Request::CallFunction {
+                name: ctx.text(call.get_name(), "CallFunction.name")?,
+                args: read_inputs(call.get_args()?, ctx)?,
+            }
+        }
+        Which::DumpSession(()) => Request::DumpSession,
+        Which::LoadSession(load) => {
+            let load = load?;
+            Request::LoadSession {
+                dump: ctx.data(load.get_dump())?,
+                limits: read_limits(load.get_limits()?)?,
+            }
+        }
+        Which::TypeCheck(check) => {
+            let check = check?;
+            ctx.charge(std::mem::size_of::<TypeCheck>() as u64)?;
+            Request::TypeCheck(Box::new(TypeCheck {
+                code: ctx.text(check.get_code(), "TypeCheck.code")?,
+                prefix_code: ctx.text(check.get_prefix_code(), "TypeCheck.prefixCode")?,
+                script_name: ctx.text(check.get_script_name(), "TypeCheck.scriptName")?,
+                options: read_options(check.get_options()?, ctx)?,
+            }))
+        }
+        Which::SetDumpKey(key) => Request::SetDumpKey(ctx.data(key)?),
+    })
+}
+
+fn read_feed(r: wire::feed::Reader<'_>, ctx: &mut DecodeContext) -> Result<Feed, DecodeError> {
+    Ok(Feed {
+        code: ctx.text(r.get_code(), "Feed.code")?,
+        inputs: read_named_values(r.get_inputs()?, ctx)?,
+        skip_type_check: r.get_skip_type_check(),
     })
 }
 
@@ -235,16 +391,43 @@ fn read_call_result(r: wire::call_result::Reader<'_>, ctx: &mut DecodeContext) -
 /// one copy per root, each charged in full before it is made, since a value
 /// named by many roots would otherwise be copied many times for free.
 fn read_inputs(r: wire::inputs::Reader<'_>, ctx: &mut DecodeContext) -> Result<Vec<MontyObject>, DecodeError> {
-    let graph = read_graph(r.get_nodes()?, ctx)?;
+    let list = r.get_roots()?;
+    let mut roots = ctx.vec::<u32>(list.len())?;
+    roots.extend(list.iter());
+    values_at_roots(r.get_nodes()?, &roots, ctx)
+}
+
+/// Reads named values: the same arena as `Inputs`, with a name per root.
+fn read_named_values(
+    r: wire::named_values::Reader<'_>,
+    ctx: &mut DecodeContext,
+) -> Result<Vec<(String, MontyObject)>, DecodeError> {
+    let entries = r.get_entries()?;
+    let mut names = ctx.vec::<String>(entries.len())?;
+    let mut roots = ctx.vec::<u32>(entries.len())?;
+    for entry in entries.iter() {
+        names.push(ctx.text(entry.get_name(), "NamedRoot.name")?);
+        roots.push(entry.get_node());
+    }
+    let values = values_at_roots(r.get_nodes()?, &roots, ctx)?;
+    Ok(names.into_iter().zip(values).collect())
+}
+
+/// Decodes an arena and returns the value at each root.
+fn values_at_roots(
+    nodes: capnp::struct_list::Reader<'_, wire::node::Owned>,
+    roots: &[u32],
+    ctx: &mut DecodeContext,
+) -> Result<Vec<MontyObject>, DecodeError> {
+    let graph = read_graph(nodes, ctx)?;
     // `read_graph` bounds the arena by a u32 limit.
     let len = u32::try_from(graph.len()).unwrap_or(u32::MAX);
-    let roots = r.get_roots()?;
-    for root in roots.iter() {
+    for &root in roots {
         if root >= len {
             return Err(DecodeError::RootOutOfRange { root, len });
         }
     }
-    let mut values = ctx.vec::<MontyObject>(roots.len())?;
+    let mut values = ctx.vec::<MontyObject>(u32::try_from(roots.len()).unwrap_or(u32::MAX))?;
     if runs_are_separate(&graph, roots) {
         split_runs(graph, roots, &mut values)?;
     } else {
@@ -255,11 +438,11 @@ fn read_inputs(r: wire::inputs::Reader<'_>, ctx: &mut DecodeContext) -> Result<V
 
 /// Whether the roots increase and every node up to the last root refers
 /// only to nodes of its own run (after the previous root).
-fn runs_are_separate(graph: &MontyGraph, roots: primitive_list::Reader<'_, u32>) -> bool {
-    if !roots.iter().zip(roots.iter().skip(1)).all(|(a, b)| a < b) {
+fn runs_are_separate(graph: &MontyGraph, roots: &[u32]) -> bool {
+    if !roots.windows(2).all(|pair| pair[0] < pair[1]) {
         return false;
     }
-    let mut runs = roots.iter().peekable();
+    let mut runs = roots.iter().copied().peekable();
     let mut start = 0;
     for (index, node) in (0..).zip(graph.nodes()) {
         let Some(&end) = runs.peek() else {
@@ -280,17 +463,13 @@ fn runs_are_separate(graph: &MontyGraph, roots: primitive_list::Reader<'_, u32>)
 
 /// Cuts a checked arena into its runs, last first so each cut only
 /// shortens what is left; nodes after the last root belong to no input.
-fn split_runs(
-    graph: MontyGraph,
-    roots: primitive_list::Reader<'_, u32>,
-    values: &mut Vec<MontyObject>,
-) -> Result<(), DecodeError> {
+fn split_runs(graph: MontyGraph, roots: &[u32], values: &mut Vec<MontyObject>) -> Result<(), DecodeError> {
     let mut nodes = graph.into_nodes();
     let mut end = roots.len();
     while let Some(last) = end.checked_sub(1) {
-        let root = roots.get(last);
+        let root = roots[last];
         let start = match last.checked_sub(1) {
-            Some(previous) => roots.get(previous) + 1,
+            Some(previous) => roots[previous] + 1,
             None => 0,
         };
         nodes.truncate(root as usize + 1);
@@ -316,7 +495,7 @@ fn split_runs(
 /// Copies each root's value out of the shared arena.
 fn copy_values(
     graph: &MontyGraph,
-    roots: primitive_list::Reader<'_, u32>,
+    roots: &[u32],
     values: &mut Vec<MontyObject>,
     ctx: &mut DecodeContext,
 ) -> Result<(), DecodeError> {
@@ -336,7 +515,7 @@ fn copy_values(
         sizes.push(sizes[index as usize].saturating_add(node.decoded_size() as u64));
     }
     let scratch = (std::mem::size_of::<bool>() + std::mem::size_of::<Option<NodeId>>()) as u64;
-    for root in roots.iter() {
+    for &root in roots {
         let (low, high) = (lowest[root as usize] as usize, root as usize);
         let span = (high - low + 1) as u64;
         ctx.charge((sizes[high + 1] - sizes[low]).saturating_add(span.saturating_mul(scratch)))?;

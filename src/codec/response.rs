@@ -11,6 +11,7 @@ use super::{
     limits::{duration_nanos, read_source_range, write_source_range},
     message::DecodeContext,
     os,
+    typecheck::{continuation_from_wire, continuation_to_wire, read_report, write_report},
     value::{
         checked_data, checked_text, estimated_words as graph_words, graph_error, read_graph, read_uuid, read_value,
         unknown_arm, unknown_enum, write_graph, write_pairs, write_value,
@@ -126,6 +127,14 @@ fn write_outcome(outcome: &Outcome, mut b: wire::response::Builder<'_>) -> Resul
             out.set_message(checked_text(&error.message, "protocol error message")?);
         }
         Outcome::Dump(dump) => b.set_dump(checked_data(dump, "dump")?),
+        Outcome::Continuation(mode) => b.set_continuation(continuation_to_wire(*mode)),
+        Outcome::FunctionNames(names) => {
+            let mut out = b.init_function_names(wire_len(names.len(), "function names")?);
+            for (i, name) in (0..).zip(names) {
+                out.set(i, checked_text(name, "function name")?);
+            }
+        }
+        Outcome::TypeCheckReport(report) => write_report(report, b.init_type_check_report())?,
     }
     Ok(())
 }
@@ -172,6 +181,16 @@ pub(crate) fn estimated_words(response: &Response) -> usize {
         Outcome::PythonError(exc) => exception_words(exc),
         Outcome::ProtocolError(error) => 4 + error.message.len() / 8,
         Outcome::Dump(dump) => 1 + dump.len() / 8,
+        Outcome::Continuation(_) => 0,
+        Outcome::FunctionNames(names) => names.iter().map(|name| 2 + name.len() / 8).sum(),
+        Outcome::TypeCheckReport(report) => {
+            4 + report.rendered.len() / 8
+                + report
+                    .diagnostics
+                    .iter()
+                    .map(|d| 8 + (d.code.len() + d.message.len() + d.file.len()) / 8)
+                    .sum::<usize>()
+        }
     };
     let output: usize = response.output.iter().map(|segment| 3 + segment.text.len() / 8).sum();
     32 + outcome + output
@@ -268,6 +287,18 @@ fn read_outcome(r: wire::response::Reader<'_>, ctx: &mut DecodeContext) -> Resul
             })
         }
         Which::Dump(dump) => Outcome::Dump(ctx.data(dump)?),
+        Which::Continuation(mode) => Outcome::Continuation(continuation_from_wire(
+            mode.map_err(|e| unknown_enum("ContinuationMode", e))?,
+        )),
+        Which::FunctionNames(names) => {
+            let names = names?;
+            let mut out = ctx.vec(names.len())?;
+            for name in names.iter() {
+                out.push(ctx.text(name, "Response.functionNames")?);
+            }
+            Outcome::FunctionNames(out)
+        }
+        Which::TypeCheckReport(report) => Outcome::TypeCheckReport(read_report(report?, ctx)?),
     })
 }
 

@@ -1,13 +1,18 @@
 //! The session engine: one request message in, one response message out.
 //!
-//! A [`Session`] is a state machine over monty's `MontyRun` / `RunProgress`.
+//! A [`Session`] is a state machine over monty's `MontyRun` / `RunProgress`
+//! (a one-shot run) or `MontyRepl` / `ReplProgress` (a REPL).
 //! It never fails as a whole: a request it cannot accept becomes a
 //! `protocolError` response and leaves the session as it was, a Python error
 //! becomes a `pythonError` response, and a panic inside the library is caught,
 //! reported as `internalError`, and resets the session to empty.
 
 mod output;
+mod repl;
 mod run;
+mod suspension;
+#[cfg(feature = "type-check")]
+mod typecheck;
 
 use std::{
     panic::{self, AssertUnwindSafe},
@@ -17,10 +22,12 @@ use std::{
 use monty_types::PrintWriter;
 pub use output::PrintSink;
 use output::TurnOutput;
-use run::RunSession;
+use repl::ReplSession;
+use run::{RunSession, dump_error};
 
 use crate::{
     codec::{DecodeLimits, WireMessage, decode_request, encode_response},
+    dump::{self, DumpKey},
     error::DecodeError,
     protocol::{ErrorCode, Outcome, ProtocolError, Request, Response, Usage},
 };
@@ -40,11 +47,25 @@ pub struct Session {
     /// Interpreter time over the session's life.
     elapsed: Duration,
     decode_limits: DecodeLimits,
+    /// Seals dumps this session writes and checks those it loads.
+    dump_key: DumpKey,
+    /// Made on the first type check and kept: ty caches its analysis of the
+    /// standard library stubs between checks.
+    #[cfg(feature = "type-check")]
+    checker: Option<Box<monty_type_checking::TypeChecker>>,
 }
 
 enum State {
     Empty,
     Run(Box<RunSession>),
+    Repl(Box<ReplSession>),
+}
+
+/// What dispatch needs from the session besides its state.
+struct Context<'a> {
+    dump_key: &'a mut DumpKey,
+    #[cfg(feature = "type-check")]
+    checker: &'a mut Option<Box<monty_type_checking::TypeChecker>>,
 }
 
 /// The work of one request: its print output and the interpreter time it used.
@@ -92,6 +113,9 @@ impl Session {
             print_sink: None,
             elapsed: Duration::ZERO,
             decode_limits: limits,
+            dump_key: DumpKey::default(),
+            #[cfg(feature = "type-check")]
+            checker: None,
         }
     }
 
@@ -127,7 +151,12 @@ impl Session {
             exec: Duration::ZERO,
         };
         let state = &mut self.state;
-        let result = panic::catch_unwind(AssertUnwindSafe(|| dispatch(state, request, &mut turn)));
+        let mut context = Context {
+            dump_key: &mut self.dump_key,
+            #[cfg(feature = "type-check")]
+            checker: &mut self.checker,
+        };
+        let result = panic::catch_unwind(AssertUnwindSafe(|| dispatch(state, request, &mut context, &mut turn)));
         let outcome = match result {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => Outcome::ProtocolError(error),
@@ -147,18 +176,27 @@ impl Session {
         let exec = turn.exec;
         let output = turn.output.into_segments();
         self.elapsed += exec;
-        if let State::Run(run) = &mut self.state {
-            run.feed_elapsed += exec;
+        if let Some(flight) = self.flight_mut() {
+            flight.elapsed += exec;
         }
         let mut usage = self.usage(exec);
         usage.wall = started.elapsed();
         Response { outcome, output, usage }
     }
 
+    fn flight_mut(&mut self) -> Option<&mut suspension::Flight> {
+        match &mut self.state {
+            State::Empty => None,
+            State::Run(run) => Some(&mut run.flight),
+            State::Repl(repl) => Some(&mut repl.flight),
+        }
+    }
+
     fn usage(&self, turn_elapsed: Duration) -> Usage {
         let (feed_elapsed, suspensions) = match &self.state {
             State::Empty => (Duration::ZERO, 0),
-            State::Run(run) => (run.feed_elapsed, run.suspensions),
+            State::Run(run) => (run.flight.elapsed, run.flight.suspensions),
+            State::Repl(repl) => (repl.flight.elapsed, repl.flight.suspensions),
         };
         Usage {
             elapsed: self.elapsed,
@@ -171,9 +209,51 @@ impl Session {
     }
 }
 
-fn dispatch(state: &mut State, request: Request, turn: &mut Turn<'_>) -> Result<Outcome, ProtocolError> {
+fn dispatch(
+    state: &mut State,
+    request: Request,
+    context: &mut Context<'_>,
+    turn: &mut Turn<'_>,
+) -> Result<Outcome, ProtocolError> {
+    // Requests any session takes, whatever it holds, and that leave it as it is.
+    match request {
+        Request::DetectContinuation(source) => {
+            return Ok(Outcome::Continuation(monty::detect_repl_continuation_mode(&source)));
+        }
+        Request::SetDumpKey(key) => {
+            *context.dump_key = DumpKey::new(key);
+            return Ok(Outcome::Ok);
+        }
+        #[cfg(feature = "type-check")]
+        Request::TypeCheck(check) => {
+            let checker = context.checker.get_or_insert_with(Default::default);
+            return typecheck::check_request(
+                checker,
+                &check.code,
+                &check.prefix_code,
+                &check.script_name,
+                &check.options,
+            )
+            .map(Outcome::TypeCheckReport);
+        }
+        #[cfg(not(feature = "type-check"))]
+        Request::TypeCheck(_) => {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidArgument,
+                "this build of monty-wire has no type checker (the type-check feature is off)",
+            ));
+        }
+        _ => {}
+    }
     match state {
-        State::Run(run) => run.handle(request, turn),
+        State::Run(run) => run.handle(request, context.dump_key, turn),
+        State::Repl(repl) => repl.handle(
+            request,
+            context.dump_key,
+            turn,
+            #[cfg(feature = "type-check")]
+            context.checker.get_or_insert_with(Default::default),
+        ),
         State::Empty => match request {
             Request::OpenRun(open) => {
                 #[cfg(feature = "test-hooks")]
@@ -189,12 +269,26 @@ fn dispatch(state: &mut State, request: Request, turn: &mut Turn<'_>) -> Result<
                 }
             }
             Request::LoadProgram { dump, limits } => {
-                *state = State::Run(Box::new(RunSession::load(&dump, limits)?));
+                *state = State::Run(Box::new(RunSession::load(&dump, context.dump_key, limits)?));
+                Ok(Outcome::Ok)
+            }
+            Request::OpenRepl(open) => {
+                *state = State::Repl(Box::new(ReplSession::open(*open)?));
+                Ok(Outcome::Ok)
+            }
+            Request::LoadSession { dump, limits } => {
+                let dump = dump::load_session(&dump, context.dump_key).map_err(dump_error)?;
+                *state = match dump.state {
+                    monty::Session::Running(progress) => {
+                        State::Run(Box::new(RunSession::resume_loaded(progress, dump.script_name, limits)))
+                    }
+                    _ => State::Repl(Box::new(ReplSession::restore(dump, limits)?)),
+                };
                 Ok(Outcome::Ok)
             }
             _ => Err(ProtocolError::new(
                 ErrorCode::WrongState,
-                "the session is empty: open a run (openRun or loadProgram) first",
+                "the session is empty: open a run or a REPL (openRun, loadProgram, openRepl, loadSession) first",
             )),
         },
     }

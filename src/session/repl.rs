@@ -1,0 +1,280 @@
+//! REPL sessions: a state machine over `MontyRepl` and `ReplProgress`.
+//!
+//! Globals persist from one snippet to the next. A snippet that raises
+//! leaves the session alive with its state (monty hands the REPL back with
+//! the error); limits apply to every feed and call, and a snippet suspends
+//! for the host exactly as a run does.
+
+use monty::{MontyRepl, ReplProgress, ReplStartError, SessionRef};
+use monty_types::{ResourceLimits, ResourceTracker, validate_cwd};
+
+#[cfg(feature = "type-check")]
+use super::typecheck::ReplTypeCheck;
+use super::{
+    Turn,
+    suspension::{Answer, Flight, Suspension, rearm_time_budgets},
+};
+#[cfg(feature = "type-check")]
+use crate::protocol::Feed;
+use crate::{
+    dump::{self, DumpKey},
+    protocol::{ErrorCode, OpenRepl, Outcome, ProtocolError, Request},
+};
+
+enum Phase {
+    Idle(Box<MontyRepl>),
+    Suspended(Box<ReplProgress>),
+}
+
+/// A REPL and, mid-snippet, its suspension.
+pub(crate) struct ReplSession {
+    script_name: String,
+    /// Always `Some` between requests; taken while monty holds the REPL.
+    phase: Option<Phase>,
+    limits: ResourceLimits,
+    pub(crate) flight: Flight,
+    #[cfg(feature = "type-check")]
+    type_check: Option<ReplTypeCheck>,
+}
+
+impl ReplSession {
+    pub(crate) fn open(open: OpenRepl) -> Result<Self, ProtocolError> {
+        let cwd = validate_cwd(&open.cwd).map_err(|e| ProtocolError::new(ErrorCode::InvalidArgument, e))?;
+        #[cfg(not(feature = "type-check"))]
+        if open.type_check.is_some() {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidArgument,
+                "this build of monty-wire has no type checker (the type-check feature is off)",
+            ));
+        }
+        let tracker = ResourceTracker::new(open.limits.clone());
+        let mut repl = MontyRepl::new(&open.script_name, tracker, open.compile_options).with_os_policy(open.os_policy);
+        repl.set_cwd(&cwd);
+        Ok(Self {
+            script_name: open.script_name,
+            phase: Some(Phase::Idle(Box::new(repl))),
+            limits: open.limits,
+            flight: Flight::default(),
+            #[cfg(feature = "type-check")]
+            type_check: open.type_check.map(ReplTypeCheck::new),
+        })
+    }
+
+    /// A session restored from a dump of an idle or suspended REPL.
+    pub(crate) fn restore(dump: monty::Dump, limits: ResourceLimits) -> Result<Self, ProtocolError> {
+        let mut phase = match dump.state {
+            monty::Session::Idle(repl) => Phase::Idle(repl),
+            monty::Session::Suspended(progress) => Phase::Suspended(progress),
+            monty::Session::Running(_) => unreachable!("run dumps restore into run sessions"),
+        };
+        // A dump keeps the limits its writer had; the host's may only tighten them.
+        match &mut phase {
+            Phase::Idle(repl) => repl.tracker_mut().tighten_limits(&limits),
+            Phase::Suspended(progress) => ReplProgress::tracker_mut(progress).tighten_limits(&limits),
+        }
+        #[cfg(feature = "type-check")]
+        let type_check = dump.type_check.map(|state| ReplTypeCheck {
+            state,
+            module_stubs: dump.module_stubs,
+        });
+        #[cfg(not(feature = "type-check"))]
+        if dump.type_check.is_some() {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidDump,
+                "the dump's REPL type-checks, and this build has no type checker",
+            ));
+        }
+        Ok(Self {
+            script_name: dump.script_name,
+            phase: Some(phase),
+            limits,
+            flight: Flight::default(),
+            #[cfg(feature = "type-check")]
+            type_check,
+        })
+    }
+
+    fn phase(&self) -> &Phase {
+        self.phase.as_ref().expect("the phase is back after every request")
+    }
+
+    fn wrong_state(&self, request: &str, needs: &str) -> ProtocolError {
+        match self.phase() {
+            Phase::Idle(_) => ProtocolError::new(
+                ErrorCode::WrongState,
+                format!("{request} needs {needs}, but the REPL is idle"),
+            ),
+            Phase::Suspended(progress) => Flight::wrong_state(Some(progress.view()), request, needs),
+        }
+    }
+
+    /// The idle REPL, taken out for a request that needs it.
+    fn take_idle(&mut self, request: &str) -> Result<Box<MontyRepl>, ProtocolError> {
+        if !matches!(self.phase(), Phase::Idle(_)) {
+            return Err(self.wrong_state(request, "an idle REPL"));
+        }
+        match self.phase.take() {
+            Some(Phase::Idle(repl)) => Ok(repl),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    pub(crate) fn handle(
+        &mut self,
+        request: Request,
+        key: &DumpKey,
+        turn: &mut Turn<'_>,
+        #[cfg(feature = "type-check")] checker: &mut monty_type_checking::TypeChecker,
+    ) -> Result<Outcome, ProtocolError> {
+        match request {
+            Request::FeedRun(feed) => {
+                #[cfg(feature = "type-check")]
+                if let Some(report) = self.type_check_feed(&feed, checker)? {
+                    return Ok(report);
+                }
+                let mut repl = self.take_idle("feedRun")?;
+                self.flight.begin();
+                let result = turn.run(|print| repl.feed_run(&feed.code, feed.inputs, print));
+                self.phase = Some(Phase::Idle(repl));
+                Ok(match result {
+                    Ok(value) => {
+                        self.finish_snippet(true);
+                        Outcome::Complete(value)
+                    }
+                    Err(exc) => {
+                        self.finish_snippet(false);
+                        Outcome::PythonError(exc)
+                    }
+                })
+            }
+            Request::FeedStart(feed) => {
+                #[cfg(feature = "type-check")]
+                if let Some(report) = self.type_check_feed(&feed, checker)? {
+                    return Ok(report);
+                }
+                let repl = self.take_idle("feedStart")?;
+                self.flight.begin();
+                let result = turn.run(|print| repl.feed_start(&feed.code, feed.inputs, print));
+                Ok(self.settle(result, turn))
+            }
+            Request::ListFunctions => match self.phase() {
+                Phase::Idle(repl) => Ok(Outcome::FunctionNames(
+                    repl.function_names().into_iter().map(str::to_owned).collect(),
+                )),
+                Phase::Suspended(_) => Err(self.wrong_state("listFunctions", "an idle REPL")),
+            },
+            Request::CallFunction { name, args } => {
+                let mut repl = self.take_idle("callFunction")?;
+                self.flight.begin();
+                let result = turn.run(|print| repl.call_function(&name, args, print));
+                self.phase = Some(Phase::Idle(repl));
+                Ok(match result {
+                    Ok(value) => Outcome::Complete(value),
+                    Err(exc) => Outcome::PythonError(exc),
+                })
+            }
+            Request::SetLimits(limits) => {
+                match self.phase.as_mut().expect("the phase is back after every request") {
+                    Phase::Idle(repl) => *repl.tracker_mut() = ResourceTracker::new(limits.clone()),
+                    Phase::Suspended(progress) => rearm_time_budgets(ReplProgress::tracker_mut(progress), &limits),
+                }
+                self.limits = limits;
+                Ok(Outcome::Ok)
+            }
+            Request::DumpSession => {
+                let state = match self.phase() {
+                    Phase::Idle(repl) => SessionRef::Idle(repl),
+                    Phase::Suspended(progress) => SessionRef::Suspended(progress),
+                };
+                #[cfg(feature = "type-check")]
+                let (type_check, module_stubs) = match &self.type_check {
+                    Some(check) => (Some(&check.state), check.module_stubs.as_slice()),
+                    None => (None, &[][..]),
+                };
+                #[cfg(not(feature = "type-check"))]
+                let (type_check, module_stubs) = (None, &[][..]);
+                dump::dump_session(state, &self.script_name, type_check, module_stubs, key)
+                    .map(|message| Outcome::Dump(message.as_bytes().to_vec()))
+                    .map_err(|e| ProtocolError::new(ErrorCode::ResponseTooLarge, e.to_string()))
+            }
+            resume @ (Request::ResumeCall(_)
+            | Request::ResumeOsCall(_)
+            | Request::ResumeNameLookup(_)
+            | Request::ResolveFutures(_)
+            | Request::Abort(_)) => {
+                let Some(Phase::Suspended(progress)) = self.phase.as_ref() else {
+                    return Err(self.wrong_state("this request", "a suspended snippet"));
+                };
+                let answer = self.flight.prepare(progress.view(), resume)?;
+                let Some(Phase::Suspended(progress)) = self.phase.take() else {
+                    unreachable!("checked above")
+                };
+                let result = turn.run(|print| progress.answer(answer, print));
+                Ok(self.settle(result, turn))
+            }
+            _ => Err(ProtocolError::new(
+                ErrorCode::WrongState,
+                "a REPL session takes REPL requests; open another session for a one-shot run",
+            )),
+        }
+    }
+
+    /// Type-checks a snippet in a session that checks; a report with
+    /// diagnostics is the response, and the snippet does not run.
+    #[cfg(feature = "type-check")]
+    fn type_check_feed(
+        &mut self,
+        feed: &Feed,
+        checker: &mut monty_type_checking::TypeChecker,
+    ) -> Result<Option<Outcome>, ProtocolError> {
+        let (Some(check), false) = (self.type_check.as_mut(), feed.skip_type_check) else {
+            return Ok(None);
+        };
+        let Phase::Idle(repl) = self.phase.as_ref().expect("the phase is back after every request") else {
+            return Ok(None);
+        };
+        let report = check.check_snippet(checker, &feed.code, &repl.next_script_name())?;
+        Ok((!report.diagnostics.is_empty()).then_some(Outcome::TypeCheckReport(report)))
+    }
+
+    /// A snippet ended: what it declared counts for later checks only if it
+    /// succeeded.
+    fn finish_snippet(&mut self, succeeded: bool) {
+        #[cfg(feature = "type-check")]
+        if let Some(check) = self.type_check.as_mut() {
+            if succeeded {
+                check.commit();
+            } else {
+                check.discard();
+            }
+        }
+        #[cfg(not(feature = "type-check"))]
+        let _ = succeeded;
+    }
+
+    fn settle(&mut self, mut result: Result<ReplProgress, Box<ReplStartError>>, turn: &mut Turn<'_>) -> Outcome {
+        loop {
+            let progress = match result {
+                Err(failed) => {
+                    let ReplStartError { repl, error } = *failed;
+                    self.phase = Some(Phase::Idle(Box::new(repl)));
+                    self.finish_snippet(false);
+                    return Outcome::PythonError(error);
+                }
+                Ok(ReplProgress::Complete { repl, value }) => {
+                    self.phase = Some(Phase::Idle(Box::new(repl)));
+                    self.finish_snippet(true);
+                    return Outcome::Complete(value);
+                }
+                Ok(progress) => progress,
+            };
+            if let Some(exc) = self.flight.exceeds_host_limits(progress.view(), &self.limits) {
+                result = turn.run(|print| progress.answer(Answer::Abort(exc), print));
+                continue;
+            }
+            let outcome = progress.view().describe();
+            self.phase = Some(Phase::Suspended(Box::new(progress)));
+            return outcome;
+        }
+    }
+}

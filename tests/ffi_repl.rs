@@ -1,0 +1,539 @@
+//! REPL sessions, dumps (idle, mid-feed and mid-run; sealed and not) and
+//! type checking, through the C entry points.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Host, complete, expect_code, function_call, os_call, python_error};
+use monty::ReplContinuationMode;
+use monty_types::{ExcType, ModuleStub, MontyObject, ResourceLimits, TypeCheckingFormat};
+use monty_wire::protocol::{
+    CallResult, ErrorCode, Feed, NameLookupResult, OpenRepl, OpenRun, Outcome, Request, Response, Severity, TypeCheck,
+    TypeCheckOptions, TypeCheckReport,
+};
+
+fn int(i: i64) -> MontyObject {
+    MontyObject::int(i)
+}
+
+fn repl_with(open: OpenRepl) -> Host {
+    let host = Host::new();
+    let response = host.send(&Request::OpenRepl(Box::new(open)));
+    assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
+    host
+}
+
+fn repl() -> Host {
+    repl_with(OpenRepl::default())
+}
+
+fn feed_run(host: &Host, code: &str) -> Response {
+    host.send(&Request::FeedRun(Feed::new(code)))
+}
+
+fn feed_start(host: &Host, code: &str) -> Response {
+    host.send(&Request::FeedStart(Feed::new(code)))
+}
+
+fn dump_of(response: Response) -> Vec<u8> {
+    match response.outcome {
+        Outcome::Dump(bytes) => bytes,
+        other => panic!("expected a dump, got {other:?}"),
+    }
+}
+
+fn load(dump: Vec<u8>) -> Host {
+    let host = Host::new();
+    let response = host.send(&Request::LoadSession {
+        dump,
+        limits: ResourceLimits::default(),
+    });
+    assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
+    host
+}
+
+fn report(response: Response) -> TypeCheckReport {
+    match response.outcome {
+        Outcome::TypeCheckReport(report) => report,
+        other => panic!("expected a type-check report, got {other:?}"),
+    }
+}
+
+#[test]
+fn variables_persist_across_feeds_and_errors_keep_the_session() {
+    let host = repl();
+    assert_eq!(complete(feed_run(&host, "x = 40")), MontyObject::none());
+    assert_eq!(
+        complete(feed_run(&host, "def add(n):\n    return x + n")),
+        MontyObject::none()
+    );
+    let exc = python_error(feed_run(&host, "x = 1\nraise ValueError('kept')"));
+    assert_eq!(exc.exc_type(), ExcType::ValueError);
+    // The assignment before the error stays, as in CPython's REPL.
+    assert_eq!(complete(feed_run(&host, "add(1)")), int(2));
+    let response = feed_run(&host, "print('out')\nx");
+    assert_eq!(response.output[0].text, "out\n");
+    assert_eq!(complete(response), int(1));
+}
+
+#[test]
+fn feeds_take_named_inputs() {
+    let host = repl();
+    let mut feed = Feed::new("a + b");
+    feed.inputs = vec![("a".into(), int(2)), ("b".into(), int(3))];
+    assert_eq!(complete(host.send(&Request::FeedRun(feed))), int(5));
+    assert_eq!(complete(feed_run(&host, "a * b")), int(6));
+}
+
+#[test]
+fn an_external_function_in_comprehensions_keeps_its_binding_across_feeds() {
+    let host = repl();
+    let mut feed = Feed::new("[f(i) for i in range(2)]");
+    feed.inputs = vec![("f".into(), MontyObject::function("f", None))];
+    for round in 0..2 {
+        let mut response = if round == 0 {
+            host.send(&Request::FeedStart(feed.clone()))
+        } else {
+            feed_start(&host, "[f(i) for i in range(2)]")
+        };
+        let mut calls = 0;
+        while let Outcome::FunctionCall(call) = &response.outcome {
+            assert_eq!(call.name, "f", "round {round}");
+            calls += 1;
+            response = host.resume(CallResult::Value(int(calls * 10)));
+        }
+        assert_eq!(calls, 2, "round {round}");
+        assert_eq!(complete(response), MontyObject::list([int(10), int(20)]));
+    }
+}
+
+#[test]
+fn every_suspension_kind_in_a_repl() {
+    let host = repl();
+    let mut feed = Feed::new("import os\n(f(1), os.getenv('K'), missing)");
+    feed.inputs = vec![("f".into(), MontyObject::function("f", None))];
+    function_call(host.send(&Request::FeedStart(feed)));
+    os_call(host.resume(CallResult::Value(int(1))));
+    let response = host.resume_os(CallResult::Value(MontyObject::string("v")));
+    assert!(
+        matches!(response.outcome, Outcome::NameLookup(_)),
+        "{:?}",
+        response.outcome
+    );
+    let response = host.send(&Request::ResumeNameLookup(NameLookupResult::Value(int(3))));
+    assert_eq!(
+        complete(response),
+        MontyObject::tuple([int(1), MontyObject::string("v"), int(3)])
+    );
+    // The name the host supplied is now a global of the session.
+    assert_eq!(complete(feed_run(&host, "missing")), int(3));
+}
+
+#[test]
+fn continuation_detection_needs_no_program() {
+    let host = Host::new();
+    for (source, mode) in [
+        ("x = 1", ReplContinuationMode::Complete),
+        ("foo(1,", ReplContinuationMode::IncompleteImplicit),
+        ("def f():", ReplContinuationMode::IncompleteBlock),
+        ("def (", ReplContinuationMode::Complete),
+    ] {
+        let response = host.send(&Request::DetectContinuation(source.into()));
+        assert!(
+            matches!(response.outcome, Outcome::Continuation(found) if found == mode),
+            "{source:?}: {:?}",
+            response.outcome
+        );
+    }
+    // The session is still empty.
+    expect_code(feed_run(&host, "1"), ErrorCode::WrongState);
+}
+
+#[test]
+fn list_and_call_functions() {
+    let host = repl();
+    complete(feed_run(
+        &host,
+        "def double(n):\n    return n * 2\ndef hello():\n    return 'hi'",
+    ));
+    let Outcome::FunctionNames(mut names) = host.send(&Request::ListFunctions).outcome else {
+        panic!("expected function names")
+    };
+    names.sort();
+    assert_eq!(names, ["double", "hello"]);
+    let response = host.send(&Request::CallFunction {
+        name: "double".into(),
+        args: vec![int(21)],
+    });
+    assert_eq!(complete(response), int(42));
+    let exc = python_error(host.send(&Request::CallFunction {
+        name: "nope".into(),
+        args: vec![],
+    }));
+    assert_eq!(exc.exc_type(), ExcType::NameError);
+}
+
+#[test]
+fn limits_stop_a_runaway_snippet_and_the_session_stays_usable() {
+    let host = repl_with(OpenRepl {
+        limits: ResourceLimits {
+            max_feed_duration: Some(Duration::from_millis(150)),
+            ..ResourceLimits::default()
+        },
+        ..OpenRepl::default()
+    });
+    complete(feed_run(&host, "kept = 'yes'"));
+    assert_eq!(
+        python_error(feed_run(&host, "while True:\n    pass")).exc_type(),
+        ExcType::TimeoutError
+    );
+    assert_eq!(
+        python_error(feed_start(&host, "while True:\n    pass")).exc_type(),
+        ExcType::TimeoutError
+    );
+    assert_eq!(complete(feed_run(&host, "kept")), MontyObject::string("yes"));
+}
+
+#[test]
+fn the_suspension_limit_applies_per_feed() {
+    let host = repl_with(OpenRepl {
+        limits: ResourceLimits {
+            max_suspensions: 2,
+            ..ResourceLimits::default()
+        },
+        ..OpenRepl::default()
+    });
+    let mut feed = Feed::new("for i in range(5):\n    f(i)");
+    feed.inputs = vec![("f".into(), MontyObject::function("f", None))];
+    let mut response = host.send(&Request::FeedStart(feed));
+    while let Outcome::FunctionCall(_) = response.outcome {
+        response = host.resume(CallResult::Value(MontyObject::none()));
+    }
+    assert_eq!(python_error(response).exc_type(), ExcType::RuntimeError);
+    assert_eq!(complete(feed_run(&host, "1 + 1")), int(2));
+}
+
+#[test]
+fn wrong_state_requests_leave_the_repl_alone() {
+    let host = repl();
+    expect_code(host.resume(CallResult::Value(int(1))), ErrorCode::WrongState);
+    expect_code(host.send(&Request::Run(vec![])), ErrorCode::WrongState);
+    let mut feed = Feed::new("f()");
+    feed.inputs = vec![("f".into(), MontyObject::function("f", None))];
+    function_call(host.send(&Request::FeedStart(feed)));
+    expect_code(feed_run(&host, "1"), ErrorCode::WrongState);
+    expect_code(host.send(&Request::ListFunctions), ErrorCode::WrongState);
+    expect_code(host.send(&Request::OpenRepl(Box::default())), ErrorCode::WrongState);
+    assert_eq!(complete(host.resume(CallResult::Value(int(5)))), int(5));
+}
+
+#[test]
+fn dump_and_load_an_idle_repl() {
+    let host = repl();
+    complete(feed_run(
+        &host,
+        "total = 10\ndef bump(n):\n    global total\n    total += n\n    return total",
+    ));
+    let dump = dump_of(host.send(&Request::DumpSession));
+    let restored = load(dump);
+    assert_eq!(complete(feed_run(&restored, "bump(5)")), int(15));
+    // The original is untouched by its dump.
+    assert_eq!(complete(feed_run(&host, "bump(1)")), int(11));
+}
+
+#[test]
+fn dump_a_repl_mid_feed_and_finish_it_elsewhere() {
+    let host = repl();
+    complete(feed_run(&host, "base = 100"));
+    let mut feed = Feed::new("base + f()");
+    feed.inputs = vec![("f".into(), MontyObject::function("f", None))];
+    function_call(host.send(&Request::FeedStart(feed)));
+    let restored = load(dump_of(host.send(&Request::DumpSession)));
+    assert_eq!(complete(restored.resume(CallResult::Value(int(1)))), int(101));
+    assert_eq!(complete(feed_run(&restored, "base")), int(100));
+}
+
+/// Runs `code` with input `f` to its first suspension, dumps, restores in a
+/// new session and returns it.
+fn run_dump_restore(code: &str) -> (Host, Response) {
+    let host = Host::open(code, &["f"], ResourceLimits::default());
+    let first = host.start(vec![MontyObject::function("f", None)]);
+    let restored = load(dump_of(host.send(&Request::DumpSession)));
+    (restored, first)
+}
+
+#[test]
+fn dump_a_run_at_every_suspension_kind() {
+    let (host, first) = run_dump_restore("f(1) + 1");
+    function_call(first);
+    assert_eq!(complete(host.resume(CallResult::Value(int(41)))), int(42));
+
+    let (host, first) = run_dump_restore("import os\nos.getenv('HOME')");
+    os_call(first);
+    assert_eq!(
+        complete(host.resume_os(CallResult::Value(MontyObject::string("/h")))),
+        MontyObject::string("/h")
+    );
+
+    let (host, first) = run_dump_restore("unknown + 1");
+    assert!(matches!(first.outcome, Outcome::NameLookup(_)));
+    let response = host.send(&Request::ResumeNameLookup(NameLookupResult::Value(int(1))));
+    assert_eq!(complete(response), int(2));
+
+    let code = "import asyncio\nasync def main():\n    return await asyncio.gather(f(1), f(2))\nasyncio.run(main())";
+    let host = Host::open(code, &["f"], ResourceLimits::default());
+    let a = function_call(host.start(vec![MontyObject::function("f", None)]));
+    let b = function_call(host.resume(CallResult::Future));
+    assert!(matches!(
+        host.resume(CallResult::Future).outcome,
+        Outcome::ResolveFutures(_)
+    ));
+    let restored = load(dump_of(host.send(&Request::DumpSession)));
+    restored.send(&Request::ResolveFutures(vec![(b.call_id, CallResult::Value(int(2)))]));
+    let response = restored.send(&Request::ResolveFutures(vec![(a.call_id, CallResult::Value(int(1)))]));
+    assert_eq!(complete(response), MontyObject::list([int(1), int(2)]));
+    // A session loaded mid-run has no program to start again.
+    expect_code(restored.start(vec![]), ErrorCode::WrongState);
+}
+
+/// The child half of `a_dump_resumes_in_another_process`: loads the dump
+/// the parent wrote, resolves both futures and checks the result.
+#[test]
+#[ignore = "run by a_dump_resumes_in_another_process in a child process"]
+fn resume_dump_in_child_process() {
+    let Some(path) = std::env::var_os("MONTY_WIRE_CHILD_DUMP") else {
+        return;
+    };
+    let bytes = std::fs::read(path).expect("the parent wrote the dump");
+    let host = Host::new();
+    host.send(&Request::SetDumpKey(b"process key".to_vec()));
+    let response = host.send(&Request::LoadSession {
+        dump: bytes,
+        limits: ResourceLimits::default(),
+    });
+    assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
+    let ids: Vec<u32> = std::env::var("MONTY_WIRE_CHILD_IDS")
+        .expect("ids")
+        .split(',')
+        .map(|id| id.parse().expect("an id"))
+        .collect();
+    host.send(&Request::ResolveFutures(vec![(ids[1], CallResult::Value(int(20)))]));
+    let response = host.send(&Request::ResolveFutures(vec![(ids[0], CallResult::Value(int(10)))]));
+    assert_eq!(complete(response), int(30));
+}
+
+#[test]
+fn a_dump_resumes_in_another_process() {
+    let code = "import asyncio\nasync def main():\n    a, b = await asyncio.gather(f(), f())\n    return a + b\nasyncio.run(main())";
+    let host = Host::open(code, &["f"], ResourceLimits::default());
+    host.send(&Request::SetDumpKey(b"process key".to_vec()));
+    let a = function_call(host.start(vec![MontyObject::function("f", None)]));
+    let b = function_call(host.resume(CallResult::Future));
+    assert!(matches!(
+        host.resume(CallResult::Future).outcome,
+        Outcome::ResolveFutures(_)
+    ));
+    let dump = dump_of(host.send(&Request::DumpSession));
+    let path = std::env::temp_dir().join(format!("monty-wire-dump-{}.bin", std::process::id()));
+    std::fs::write(&path, dump).expect("write the dump");
+    let status = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", "resume_dump_in_child_process", "--ignored", "--quiet"])
+        .env("MONTY_WIRE_CHILD_DUMP", &path)
+        .env("MONTY_WIRE_CHILD_IDS", format!("{},{}", a.call_id, b.call_id))
+        .status()
+        .expect("run the child");
+    let _ = std::fs::remove_file(&path);
+    assert!(status.success(), "the child process failed to finish the run");
+}
+
+#[test]
+fn sealed_dumps_are_checked_before_they_are_read() {
+    let host = repl();
+    complete(feed_run(&host, "secret = 42"));
+    host.send(&Request::SetDumpKey(b"k1".to_vec()));
+    let sealed = dump_of(host.send(&Request::DumpSession));
+
+    // The right key loads it.
+    let good = Host::new();
+    good.send(&Request::SetDumpKey(b"k1".to_vec()));
+    let response = good.send(&Request::LoadSession {
+        dump: sealed.clone(),
+        limits: ResourceLimits::default(),
+    });
+    assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
+    assert_eq!(complete(feed_run(&good, "secret")), int(42));
+
+    let try_load = |key: &[u8], dump: Vec<u8>| {
+        let host = Host::new();
+        host.send(&Request::SetDumpKey(key.to_vec()));
+        let error = expect_code(
+            host.send(&Request::LoadSession {
+                dump,
+                limits: ResourceLimits::default(),
+            }),
+            ErrorCode::InvalidDump,
+        );
+        // Nothing was loaded.
+        expect_code(feed_run(&host, "1"), ErrorCode::WrongState);
+        error.message
+    };
+    // Every byte of the payload is covered: flip one in the middle.
+    let mut tampered = sealed.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 1;
+    let message = try_load(b"k1", tampered);
+    assert!(
+        message.contains("seal does not verify") || message.contains("not a monty-wire dump"),
+        "{message}"
+    );
+    assert!(try_load(b"k2", sealed.clone()).contains("seal does not verify"));
+    assert!(try_load(b"", sealed.clone()).contains("no key"));
+    assert!(try_load(b"k1", sealed[..sealed.len() / 2].to_vec()).contains("not a monty-wire dump"));
+    let unsealed = dump_of(repl().send(&Request::DumpSession));
+    assert!(try_load(b"k1", unsealed).contains("not sealed"));
+    // A program dump is not a session dump.
+    let program = Host::open("1", &[], ResourceLimits::default());
+    program.send(&Request::SetDumpKey(b"k1".to_vec()));
+    let program_dump = dump_of(program.send(&Request::DumpProgram));
+    assert!(try_load(b"k1", program_dump).contains("does not load"));
+    assert!(try_load(b"k1", b"MONTY\0garbage".to_vec()).contains("not a monty-wire dump"));
+}
+
+#[test]
+fn a_dump_from_another_monty_is_refused_with_its_versions() {
+    use monty_wire::{codec::builder_with_capacity, schema::monty_wire_capnp as wire};
+    let mut message = builder_with_capacity(64);
+    {
+        let mut root = message.init_root::<wire::dump::Builder<'_>>();
+        root.set_kind(wire::DumpKind::ReplIdle);
+        root.set_protocol_version(monty_wire::PROTOCOL_VERSION);
+        root.set_monty_version("0.0.1");
+        root.set_payload(b"MONTY\0\x01\x00");
+        root.init_seal().set_none(());
+    }
+    let bytes = monty_wire::WireMessage::from_builder(&message).as_bytes().to_vec();
+    let host = Host::new();
+    let error = expect_code(
+        host.send(&Request::LoadSession {
+            dump: bytes,
+            limits: ResourceLimits::default(),
+        }),
+        ErrorCode::InvalidDump,
+    );
+    assert!(error.message.contains("monty 0.0.1"), "{}", error.message);
+}
+
+fn type_check(code: &str, format: TypeCheckingFormat) -> TypeCheckReport {
+    let host = Host::new();
+    report(host.send(&Request::TypeCheck(Box::new(TypeCheck {
+        code: code.into(),
+        prefix_code: "def f(x: int) -> int:\n    return x".into(),
+        script_name: "main.py".into(),
+        options: TypeCheckOptions {
+            format,
+            ..TypeCheckOptions::default()
+        },
+    }))))
+}
+
+#[test]
+fn type_check_reports_structured_diagnostics_in_every_format() {
+    for format in [
+        TypeCheckingFormat::Full,
+        TypeCheckingFormat::Concise,
+        TypeCheckingFormat::Azure,
+        TypeCheckingFormat::Json,
+        TypeCheckingFormat::JsonLines,
+        TypeCheckingFormat::Rdjson,
+        TypeCheckingFormat::Pylint,
+        TypeCheckingFormat::Gitlab,
+        TypeCheckingFormat::Github,
+    ] {
+        let report = type_check("f('a')\n", format);
+        assert_eq!(report.diagnostics.len(), 1, "{format:?}: {report:?}");
+        let diagnostic = &report.diagnostics[0];
+        assert_eq!(diagnostic.code, "invalid-argument-type");
+        assert_eq!(diagnostic.severity, Severity::Error);
+        assert_eq!(diagnostic.file, "main.py");
+        assert_eq!((diagnostic.start_line, diagnostic.start_column), (1, 3));
+        assert_eq!((diagnostic.end_line, diagnostic.end_column), (1, 6));
+        assert!(!report.rendered.is_empty(), "{format:?}");
+        if format == TypeCheckingFormat::Concise {
+            assert!(report.rendered.contains("main.py:1:3"), "{}", report.rendered);
+        }
+    }
+    let clean = type_check("f(1)\n", TypeCheckingFormat::Full);
+    assert!(clean.diagnostics.is_empty() && clean.rendered.is_empty(), "{clean:?}");
+}
+
+#[test]
+fn module_stubs_declare_host_modules() {
+    let host = Host::new();
+    let options = TypeCheckOptions {
+        module_stubs: vec![ModuleStub::new("host.tools", "def fetch(url: str) -> bytes: ...").expect("stub")],
+        ..TypeCheckOptions::default()
+    };
+    let check = |code: &str| {
+        report(host.send(&Request::TypeCheck(Box::new(TypeCheck {
+            code: code.into(),
+            prefix_code: String::new(),
+            script_name: "main.py".into(),
+            options: options.clone(),
+        }))))
+    };
+    assert!(
+        check("from host.tools import fetch\nfetch('x').decode()")
+            .diagnostics
+            .is_empty()
+    );
+    assert_eq!(check("from host.tools import fetch\nfetch(1)").diagnostics.len(), 1);
+}
+
+#[test]
+fn a_type_checking_repl_reports_before_running() {
+    let host = repl_with(OpenRepl {
+        type_check: Some(TypeCheckOptions {
+            stubs: "def fetch(url: str) -> int: ...".into(),
+            ..TypeCheckOptions::default()
+        }),
+        ..OpenRepl::default()
+    });
+    complete(feed_run(&host, "count = 1"));
+    // Later snippets see what earlier ones defined.
+    complete(feed_run(&host, "count + 1"));
+    let response = feed_run(&host, "count = 'oops'\ncount.no_such_method()");
+    assert!(response.output.is_empty());
+    let refused = report(response);
+    let codes: Vec<&str> = refused.diagnostics.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["invalid-assignment", "unresolved-attribute"], "{refused:?}");
+    assert_eq!(refused.diagnostics[1].file, "<python-input-2>");
+    // The snippet did not run: count is still 1.
+    assert_eq!(complete(feed_run(&host, "count")), int(1));
+    // The host's stubs declare its functions.
+    let refused = report(feed_run(&host, "fetch(1)"));
+    assert_eq!(refused.diagnostics[0].code, "invalid-argument-type");
+    // A snippet may opt out.
+    let mut unchecked = Feed::new("count.no_such_method()");
+    unchecked.skip_type_check = true;
+    assert_eq!(
+        python_error(host.send(&Request::FeedRun(unchecked))).exc_type(),
+        ExcType::AttributeError
+    );
+    // Type checking survives a dump.
+    let restored = load(dump_of(host.send(&Request::DumpSession)));
+    assert!(matches!(
+        feed_run(&restored, "count.nope").outcome,
+        Outcome::TypeCheckReport(_)
+    ));
+}
+
+#[test]
+fn a_run_session_refuses_repl_requests_and_the_reverse() {
+    let run = Host::open_with(OpenRun::new("1"));
+    expect_code(feed_run(&run, "1"), ErrorCode::WrongState);
+    expect_code(run.send(&Request::ListFunctions), ErrorCode::WrongState);
+    let repl = repl();
+    expect_code(repl.send(&Request::Start(vec![])), ErrorCode::WrongState);
+    expect_code(repl.send(&Request::DumpProgram), ErrorCode::WrongState);
+}
