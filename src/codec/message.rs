@@ -199,6 +199,13 @@ impl WireMessage {
         self.words.is_empty()
     }
 
+    /// The framed bytes as an owned vector (one copy), e.g. to embed them
+    /// in another message.
+    #[must_use]
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+
     /// Gives up the aligned buffer, e.g. to hand it across a C boundary.
     #[must_use]
     pub fn into_words(self) -> Box<[Word]> {

@@ -218,8 +218,7 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
         Request::ResolveFutures(results) => results.iter().map(|(_, result)| 2 + call_result_words(result)).sum(),
         Request::LoadProgram { dump, .. } => 32 + dump.len() / 8,
         Request::OpenRepl(open) => {
-            64 + (open.script_name.len() + open.cwd.len()) / 8
-                + open.type_check.as_ref().map_or(0, options_words)
+            64 + (open.script_name.len() + open.cwd.len()) / 8 + open.type_check.as_ref().map_or(0, options_words)
         }
         Request::FeedRun(feed) | Request::FeedStart(feed) => {
             32 + feed.code.len() / 8

@@ -12,6 +12,7 @@ use monty_types::{ResourceLimits, ResourceTracker, validate_cwd};
 use super::typecheck::ReplTypeCheck;
 use super::{
     Turn,
+    run::dump_too_large,
     suspension::{Answer, Flight, Suspension, rearm_time_budgets},
 };
 #[cfg(feature = "type-check")]
@@ -193,9 +194,10 @@ impl ReplSession {
                 };
                 #[cfg(not(feature = "type-check"))]
                 let (type_check, module_stubs) = (None, &[][..]);
-                dump::dump_session(state, &self.script_name, type_check, module_stubs, key)
-                    .map(|message| Outcome::Dump(message.as_bytes().to_vec()))
-                    .map_err(|e| ProtocolError::new(ErrorCode::ResponseTooLarge, e.to_string()))
+                dump::dump_session(state, &self.script_name, type_check, module_stubs, key).map_or_else(
+                    |e| Err(dump_too_large(e)),
+                    |message| Ok(Outcome::Dump(message.into_bytes())),
+                )
             }
             resume @ (Request::ResumeCall(_)
             | Request::ResumeOsCall(_)

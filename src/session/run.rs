@@ -126,9 +126,10 @@ impl RunSession {
             }
             Request::DumpProgram => {
                 let program = self.program.as_ref().ok_or_else(no_program)?;
-                dump::dump_program(program, key)
-                    .map(|message| Outcome::Dump(message.as_bytes().to_vec()))
-                    .map_err(|e| ProtocolError::new(ErrorCode::ResponseTooLarge, e.to_string()))
+                dump::dump_program(program, key).map_or_else(
+                    |e| Err(dump_too_large(e)),
+                    |message| Ok(Outcome::Dump(message.into_bytes())),
+                )
             }
             Request::DumpSession => {
                 let Some(progress) = self.in_flight.as_deref() else {
@@ -137,9 +138,10 @@ impl RunSession {
                         "dumpSession needs a run in flight; a ready run session is saved with dumpProgram",
                     ));
                 };
-                dump::dump_session(SessionRef::Running(progress), &self.script_name, None, &[], key)
-                    .map(|message| Outcome::Dump(message.as_bytes().to_vec()))
-                    .map_err(|e| ProtocolError::new(ErrorCode::ResponseTooLarge, e.to_string()))
+                dump::dump_session(SessionRef::Running(progress), &self.script_name, None, &[], key).map_or_else(
+                    |e| Err(dump_too_large(e)),
+                    |message| Ok(Outcome::Dump(message.into_bytes())),
+                )
             }
             resume @ (Request::ResumeCall(_)
             | Request::ResumeOsCall(_)
@@ -200,6 +202,11 @@ fn no_program() -> ProtocolError {
         ErrorCode::WrongState,
         "this session was loaded from the dump of a run in flight and has no program to start again",
     )
+}
+
+/// The protocol error for a dump too large for a message.
+pub(crate) fn dump_too_large(err: dump::DumpEncodeError) -> ProtocolError {
+    ProtocolError::new(ErrorCode::ResponseTooLarge, err.to_string())
 }
 
 /// The protocol error for dump bytes that cannot be loaded.
