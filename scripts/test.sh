@@ -43,8 +43,11 @@ for module in $wasm_tests; do
   node --no-warnings scripts/wasi-run.mjs "$module"
 done
 
+echo "== benchmarks compile (they are measured by hand: see the README)"
+cargo bench --locked --no-run
+
 echo "== fuzz targets compile"
 cargo check --locked --manifest-path fuzz/Cargo.toml
 
-echo "== cross-language tests (pycapnp)"
+echo "== cross-language tests (pycapnp, and the C ABI through ctypes)"
 .venv/bin/python -m pytest tests/python -q
