@@ -298,7 +298,8 @@ fn dump_a_run_at_every_suspension_kind() {
 }
 
 /// The child half of `a_dump_resumes_in_another_process`: loads the dump
-/// the parent wrote, resolves both futures and checks the result.
+/// the parent wrote, resolves both futures, checks the result and writes it
+/// to the marker file the parent reads, so the parent knows this ran.
 #[test]
 #[ignore = "run by a_dump_resumes_in_another_process in a child process"]
 fn resume_dump_in_child_process() {
@@ -320,7 +321,10 @@ fn resume_dump_in_child_process() {
         .collect();
     host.send(&Request::ResolveFutures(vec![(ids[1], CallResult::Value(int(20)))]));
     let response = host.send(&Request::ResolveFutures(vec![(ids[0], CallResult::Value(int(10)))]));
-    assert_eq!(complete(response), int(30));
+    let result = complete(response);
+    assert_eq!(result, int(30));
+    let marker = std::env::var_os("MONTY_WIRE_CHILD_MARKER").expect("the parent names a marker file");
+    std::fs::write(marker, format!("{result:?}")).expect("write the marker");
 }
 
 #[test]
@@ -336,15 +340,30 @@ fn a_dump_resumes_in_another_process() {
     ));
     let dump = dump_of(host.send(&Request::DumpSession));
     let path = std::env::temp_dir().join(format!("monty-wire-dump-{}.bin", std::process::id()));
+    let marker = path.with_extension("done");
+    let _ = std::fs::remove_file(&marker);
     std::fs::write(&path, dump).expect("write the dump");
-    let status = std::process::Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["--exact", "resume_dump_in_child_process", "--ignored", "--quiet"])
+    let child = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", "resume_dump_in_child_process", "--ignored"])
         .env("MONTY_WIRE_CHILD_DUMP", &path)
         .env("MONTY_WIRE_CHILD_IDS", format!("{},{}", a.call_id, b.call_id))
-        .status()
+        .env("MONTY_WIRE_CHILD_MARKER", &marker)
+        .output()
         .expect("run the child");
     let _ = std::fs::remove_file(&path);
-    assert!(status.success(), "the child process failed to finish the run");
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "the child process failed to finish the run:\n{stdout}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    // libtest exits 0 when its filter matches nothing, so success alone
+    // does not prove the child ran: it must report one test passed and
+    // leave the result it computed in the marker file.
+    assert!(stdout.contains("test result: ok. 1 passed"), "{stdout}");
+    let written = std::fs::read_to_string(&marker).expect("the child wrote its marker");
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(written, format!("{:?}", int(30)));
 }
 
 #[test]
