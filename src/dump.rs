@@ -13,7 +13,7 @@
 //! before monty reads a byte of its payload.
 
 use hmac::{Hmac, KeyInit, Mac};
-use monty::{DUMP_VERSION, Dump, MontyRun, SessionRef};
+use monty::{DUMP_VERSION, Dump, MIN_SUPPORTED_DUMP_VERSION, MontyRun, SessionRef};
 use monty_types::{MONTY_VERSION, ModuleStub, TypeCheckState};
 use sha2::Sha256;
 use thiserror::Error;
@@ -133,6 +133,20 @@ pub enum DumpError {
         /// This build's monty version.
         expected: &'static str,
     },
+    /// The payload's dump format is one this build's monty cannot read.
+    #[error(
+        "the dump's payload is in monty dump format version {found}; this build (monty {monty}) reads versions {min_supported} to {max_supported}"
+    )]
+    DumpVersion {
+        /// The format version the envelope declares.
+        found: u16,
+        /// The oldest this build reads.
+        min_supported: u16,
+        /// The newest this build reads.
+        max_supported: u16,
+        /// This build's monty version.
+        monty: &'static str,
+    },
     /// The session has a key and the dump is not sealed.
     #[error("the dump is not sealed, and this session only loads dumps sealed with its key")]
     NotSealed,
@@ -160,7 +174,7 @@ pub fn dump_program(program: &MontyRun, key: &DumpKey) -> Result<WireMessage, Du
 
 /// Loads a program written by [`dump_program`].
 pub fn load_program(bytes: &[u8], key: &DumpKey) -> Result<MontyRun, DumpError> {
-    let (kind, payload) = open(bytes, key)?;
+    let (kind, _, payload) = open(bytes, key)?;
     if kind != DumpKind::Program {
         return Err(DumpError::WrongKind {
             request: "loadProgram",
@@ -191,11 +205,21 @@ pub fn dump_session(
 
 /// Loads what [`dump_session`] wrote.
 pub fn load_session(bytes: &[u8], key: &DumpKey) -> Result<Dump, DumpError> {
-    let (kind, payload) = open(bytes, key)?;
+    let (kind, dump_version, payload) = open(bytes, key)?;
     if kind == DumpKind::Program {
         return Err(DumpError::WrongKind {
             request: "loadSession",
             found: kind.name(),
+        });
+    }
+    // Refused here, from the envelope's label, so monty never starts on a
+    // payload it cannot read.
+    if !(MIN_SUPPORTED_DUMP_VERSION..=DUMP_VERSION).contains(&dump_version) {
+        return Err(DumpError::DumpVersion {
+            found: dump_version,
+            min_supported: MIN_SUPPORTED_DUMP_VERSION,
+            max_supported: DUMP_VERSION,
+            monty: MONTY_VERSION,
         });
     }
     Dump::load(&payload).map_err(|e| DumpError::Payload(e.to_string()))
@@ -242,8 +266,9 @@ fn seal(kind: DumpKind, dump_version: u16, payload: &[u8], key: &DumpKey) -> Res
     Ok(WireMessage::from_builder(&message))
 }
 
-/// Checks the envelope (seal first) and returns its kind and payload.
-fn open(bytes: &[u8], key: &DumpKey) -> Result<(DumpKind, Vec<u8>), DumpError> {
+/// Checks the envelope (seal first) and returns its kind, monty's dump
+/// format version and the payload.
+fn open(bytes: &[u8], key: &DumpKey) -> Result<(DumpKind, u16, Vec<u8>), DumpError> {
     let message = read_message(bytes, &DecodeLimits::default())?;
     let root = message
         .get_root::<wire::dump::Reader<'_>>()
@@ -285,7 +310,7 @@ fn open(bytes: &[u8], key: &DumpKey) -> Result<(DumpKind, Vec<u8>), DumpError> {
             expected: MONTY_VERSION,
         });
     }
-    Ok((kind, payload.to_vec()))
+    Ok((kind, dump_version, payload.to_vec()))
 }
 
 #[cfg(test)]

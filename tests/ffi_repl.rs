@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Host, complete, expect_code, function_call, os_call, python_error};
-use monty::ReplContinuationMode;
-use monty_types::{ExcType, ModuleStub, MontyObject, ResourceLimits, TypeCheckingFormat};
+use monty::{DUMP_VERSION, MIN_SUPPORTED_DUMP_VERSION, ReplContinuationMode};
+use monty_types::{ExcType, MONTY_VERSION, ModuleStub, MontyObject, ResourceLimits, TypeCheckingFormat};
 use monty_wire::protocol::{
     CallResult, ErrorCode, Feed, NameLookupResult, OpenRepl, OpenRun, Outcome, Request, Response, Severity, TypeCheck,
     TypeCheckOptions, TypeCheckReport,
@@ -419,28 +419,90 @@ fn sealed_dumps_are_checked_before_they_are_read() {
     assert!(try_load(b"k1", b"MONTY\0garbage".to_vec()).contains("not a monty-wire dump"));
 }
 
-#[test]
-fn a_dump_from_another_monty_is_refused_with_its_versions() {
+/// An unsealed envelope with these labels around `payload`, as another
+/// writer might make it.
+fn envelope(protocol: u32, monty_version: &str, dump_version: u16, payload: &[u8]) -> Vec<u8> {
     use monty_wire::{codec::builder_with_capacity, schema::monty_wire_capnp as wire};
-    let mut message = builder_with_capacity(64);
+    let mut message = builder_with_capacity(payload.len() / 8 + 64);
     {
         let mut root = message.init_root::<wire::dump::Builder<'_>>();
         root.set_kind(wire::DumpKind::ReplIdle);
-        root.set_protocol_version(monty_wire::PROTOCOL_VERSION);
-        root.set_monty_version("0.0.1");
-        root.set_payload(b"MONTY\0\x01\x00");
+        root.set_protocol_version(protocol);
+        root.set_monty_version(monty_version);
+        root.set_monty_dump_version(dump_version);
+        root.set_payload(payload);
         root.init_seal().set_none(());
     }
-    let bytes = monty_wire::WireMessage::from_builder(&message).as_bytes().to_vec();
+    monty_wire::WireMessage::from_builder(&message).as_bytes().to_vec()
+}
+
+/// monty's payload inside a dump this build wrote.
+fn payload_of(dump: &[u8]) -> Vec<u8> {
+    use monty_wire::{DecodeLimits, codec::read_message, schema::monty_wire_capnp as wire};
+    let message = read_message(dump, &DecodeLimits::default()).expect("a dump");
+    let root = message.get_root::<wire::dump::Reader<'_>>().expect("a Dump");
+    root.get_payload().expect("a payload").to_vec()
+}
+
+/// Loads `dump` into a new session, expects `invalidDump`, checks nothing
+/// was loaded and returns the message.
+fn refused_load(dump: Vec<u8>) -> String {
     let host = Host::new();
     let error = expect_code(
         host.send(&Request::LoadSession {
-            dump: bytes,
+            dump,
             limits: ResourceLimits::default(),
         }),
         ErrorCode::InvalidDump,
     );
-    assert!(error.message.contains("monty 0.0.1"), "{}", error.message);
+    expect_code(feed_run(&host, "1"), ErrorCode::WrongState);
+    error.message
+}
+
+#[test]
+fn a_dump_from_another_monty_is_refused_with_its_versions() {
+    let bytes = envelope(monty_wire::PROTOCOL_VERSION, "0.0.1", DUMP_VERSION, b"MONTY\0\x01\x00");
+    let message = refused_load(bytes);
+    assert!(message.contains("monty 0.0.1"), "{message}");
+    assert!(message.contains(&format!("embeds monty {MONTY_VERSION}")), "{message}");
+}
+
+#[test]
+fn a_dump_format_monty_cannot_read_is_refused_before_monty_reads_it() {
+    let host = repl();
+    complete(feed_run(&host, "kept = 7"));
+    let payload = payload_of(&dump_of(host.send(&Request::DumpSession)));
+    // The envelope helper makes loadable dumps: only the label differs below.
+    let restored = load(envelope(
+        monty_wire::PROTOCOL_VERSION,
+        MONTY_VERSION,
+        DUMP_VERSION,
+        &payload,
+    ));
+    assert_eq!(complete(feed_run(&restored, "kept")), int(7));
+    for version in [0, MIN_SUPPORTED_DUMP_VERSION - 1, DUMP_VERSION + 1] {
+        let message = refused_load(envelope(monty_wire::PROTOCOL_VERSION, MONTY_VERSION, version, &payload));
+        assert_eq!(
+            message,
+            format!(
+                "the dump's payload is in monty dump format version {version}; this build (monty {MONTY_VERSION}) reads versions {MIN_SUPPORTED_DUMP_VERSION} to {DUMP_VERSION}"
+            )
+        );
+    }
+}
+
+#[test]
+fn a_dump_from_a_newer_protocol_is_refused() {
+    let payload = payload_of(&dump_of(repl().send(&Request::DumpSession)));
+    let newer = monty_wire::PROTOCOL_VERSION + 1;
+    let message = refused_load(envelope(newer, MONTY_VERSION, DUMP_VERSION, &payload));
+    assert_eq!(
+        message,
+        format!(
+            "the dump was written by protocol version {newer}; this build speaks version {}",
+            monty_wire::PROTOCOL_VERSION
+        )
+    );
 }
 
 fn type_check(code: &str, format: TypeCheckingFormat) -> TypeCheckReport {
