@@ -10,16 +10,17 @@ use std::{collections::HashSet, time::Duration};
 
 use monty_types::{
     AssertMessageAnnotations, CallArgs, CompileOptions, DateTimeSource, ExcType, FileMode, GetenvArgs, MkdirCallArgs,
-    MontyException, MontyObject, MontyPath, MontyTimeZone, MontyUuid, OpenCallArgs, OsFunctionCall, OsPolicy,
-    PathBytesDataArgs, PathStringDataArgs, PrintStream, ProcessTime, RandomSeed, RandomStart, RenameCallArgs,
+    ModuleStub, MontyException, MontyObject, MontyPath, MontyTimeZone, MontyUuid, OpenCallArgs, OsFunctionCall,
+    OsPolicy, PathBytesDataArgs, PathStringDataArgs, PrintStream, ProcessTime, RandomSeed, RandomStart, RenameCallArgs,
     ResourceLimits, SandboxTimeZone, ScanArgs, SleepMode, SourceRange, StackFrame, TimeCaller, UrandomArgs,
     unstable::{self, MontyGraph, MontyNode, NodeId},
 };
 use monty_wire::{
     DecodeError, DecodeLimits, codec, decode_request, decode_response, encode_request, encode_response,
     protocol::{
-        CallResult, ErrorCode, FunctionCallEvent, NameLookupEvent, NameLookupResult, OpenRun, OsCallEvent, Outcome,
-        PrintSegment, ProtocolError, Request, ResolveFuturesEvent, Response, Usage,
+        CallResult, ErrorCode, Feed, FunctionCallEvent, NameLookupEvent, NameLookupResult, OpenRepl, OpenRun,
+        OsCallEvent, Outcome, PrintSegment, ProtocolError, Request, ResolveFuturesEvent, Response, TypeCheckOptions,
+        Usage,
     },
     schema::monty_wire_capnp as wire,
 };
@@ -628,6 +629,152 @@ fn copies_of_a_shared_input_are_charged() {
     match decode_inputs(&graph, &roots) {
         Err(DecodeError::DecodedSizeLimit { .. }) => {}
         other => panic!("expected DecodedSizeLimit, got {:?}", other.map(|values| values.len())),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// REPL requests: every field, and named values a host may write
+// ---------------------------------------------------------------------------
+
+#[test]
+fn open_repl_round_trips_every_field() {
+    let type_check = TypeCheckOptions {
+        stubs: "def fetch(url: str) -> bytes: ...".to_owned(),
+        module_stubs: vec![ModuleStub::new("host.tools", "def tool() -> int: ...").unwrap()],
+        format: monty_types::TypeCheckingFormat::Concise,
+        color: true,
+    };
+    for (os_policy, type_check) in policies().into_iter().zip([None, Some(type_check)].into_iter().cycle()) {
+        let open = OpenRepl {
+            script_name: "agent/repl.py".to_owned(),
+            compile_options: CompileOptions {
+                assert_message_annotations: AssertMessageAnnotations::Off,
+                source_scan_threshold: 0,
+            },
+            limits: custom_limits(),
+            os_policy,
+            cwd: "/home/sandbox".to_owned(),
+            type_check,
+        };
+        assert_request_round_trips(&Request::OpenRepl(Box::new(open)));
+    }
+}
+
+#[test]
+fn feed_inputs_come_back_by_name_and_value() {
+    let feed = Feed {
+        code: "total = sum(xs) + n".to_owned(),
+        inputs: vec![
+            ("xs".to_owned(), nested_value()),
+            ("n".to_owned(), MontyObject::int(3)),
+            (String::new(), MontyObject::string("")),
+            ("xs".to_owned(), MontyObject::none()),
+        ],
+        skip_type_check: false,
+    };
+    for request in [Request::FeedRun(feed.clone()), Request::FeedStart(feed.clone())] {
+        match assert_request_round_trips(&request) {
+            Request::FeedRun(back) | Request::FeedStart(back) => {
+                assert_eq!(back.code, feed.code);
+                assert_eq!(back.inputs, feed.inputs);
+                assert!(!back.skip_type_check);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A `feedRun` request whose `NamedValues` holds exactly `graph` and `entries`.
+fn raw_named_values(graph: &MontyGraph, entries: &[(&str, u32)]) -> Vec<u8> {
+    raw_request(|b| {
+        let mut feed = b.init_feed_run();
+        feed.set_code("pass");
+        let mut named = feed.init_inputs();
+        codec::value::write_graph(graph, named.reborrow().init_nodes(u32::try_from(graph.len()).unwrap())).unwrap();
+        let mut out = named.init_entries(u32::try_from(entries.len()).unwrap());
+        for (i, (name, node)) in (0..).zip(entries) {
+            let mut entry = out.reborrow().get(i);
+            entry.set_name(name);
+            entry.set_node(*node);
+        }
+    })
+}
+
+fn decode_named_values(graph: &MontyGraph, entries: &[(&str, u32)]) -> Result<Vec<(String, MontyObject)>, DecodeError> {
+    match decode_request(&raw_named_values(graph, entries), &DecodeLimits::default())? {
+        Request::FeedRun(feed) => Ok(feed.inputs),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn named_values_sharing_nodes_each_get_their_value() {
+    let graph = shared_arena();
+    for entries in [
+        // Separate runs (nodes after the last root unused), cut apart in place.
+        &[("i", 0), ("s", 1)][..],
+        &[("t", 3)],
+        // Shared nodes: 3 and 5 both hold the list at 2.
+        &[("t", 3), ("l", 5), ("shared", 2)],
+        // Out of order and repeated, names repeated too.
+        &[("x", 5), ("x", 0), ("y", 5)],
+        &[],
+    ] {
+        let values = decode_named_values(&graph, entries).expect("decode");
+        let expected: Vec<(String, MontyObject)> = entries
+            .iter()
+            .map(|&(name, root)| (name.to_owned(), graph.value(NodeId(root)).to_owned()))
+            .collect();
+        assert_eq!(values, expected, "entries {entries:?}");
+    }
+}
+
+#[test]
+fn a_named_value_out_of_range_is_refused() {
+    match decode_named_values(&shared_arena(), &[("a", 0), ("b", 6)]) {
+        Err(DecodeError::RootOutOfRange { root: 6, len: 6 }) => {}
+        other => panic!("expected RootOutOfRange, got {other:?}"),
+    }
+}
+
+#[test]
+fn copies_of_a_shared_named_value_are_charged() {
+    let mut graph = MontyGraph::new();
+    let items: Vec<NodeId> = (0..2000).map(|i| graph.push(MontyNode::Int(i))).collect();
+    let list = graph.push(MontyNode::List(items));
+    let entries = vec![("v", list.0); 2000];
+    match decode_named_values(&graph, &entries) {
+        Err(DecodeError::DecodedSizeLimit { .. }) => {}
+        other => panic!("expected DecodedSizeLimit, got {:?}", other.map(|values| values.len())),
+    }
+}
+
+#[test]
+fn call_function_arguments_from_a_shared_arena_decode() {
+    let graph = shared_arena();
+    let decoded = decode_raw_request(|b| {
+        let mut call = b.init_call_function();
+        call.set_name("combine");
+        let mut args = call.init_args();
+        codec::value::write_graph(&graph, args.reborrow().init_nodes(6)).unwrap();
+        let mut roots = args.init_roots(3);
+        for (i, root) in [(0, 5), (1, 3), (2, 5)] {
+            roots.set(i, root);
+        }
+    })
+    .expect("decode");
+    let Request::CallFunction { name, args } = decoded else {
+        panic!("a callFunction came back as another request")
+    };
+    assert_eq!(name, "combine");
+    let expected: Vec<MontyObject> = [5, 3, 5].map(|root| graph.value(NodeId(root)).to_owned()).into();
+    assert_eq!(args, expected);
+    match assert_request_round_trips(&Request::CallFunction {
+        name: String::new(),
+        args: expected.clone(),
+    }) {
+        Request::CallFunction { args, .. } => assert_eq!(args, expected),
+        other => panic!("unexpected {other:?}"),
     }
 }
 

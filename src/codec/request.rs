@@ -99,9 +99,8 @@ fn write_open_repl(open: &OpenRepl, mut b: wire::open_repl::Builder<'_>) -> Resu
 fn write_feed(feed: &Feed, mut b: wire::feed::Builder<'_>) -> Result<(), EncodeError> {
     b.set_code(checked_text(&feed.code, "snippet")?);
     b.set_skip_type_check(feed.skip_type_check);
-    let values: Vec<MontyObject> = feed.inputs.iter().map(|(_, value)| value.clone()).collect();
     let mut named = b.init_inputs();
-    let (graph, roots) = merged_arena(&values)?;
+    let (graph, roots) = merged_arena(feed.inputs.iter().map(|(_, value)| value))?;
     write_graph(
         &graph,
         named.reborrow().init_nodes(wire_len(graph.len(), "input arena")?),
@@ -142,26 +141,26 @@ fn write_open_run(open: &OpenRun, mut b: wire::open_run::Builder<'_>) -> Result<
 /// in after the previous value's, so every root spans its own contiguous run
 /// of nodes (which is what lets the reader split the arena without copying).
 fn write_inputs(inputs: &[MontyObject], mut b: wire::inputs::Builder<'_>) -> Result<(), EncodeError> {
-    let (graph, roots) = merged_arena(inputs)?;
+    let (graph, roots) = merged_arena(inputs.iter())?;
     write_graph(&graph, b.reborrow().init_nodes(wire_len(graph.len(), "input arena")?))?;
     write_ids(&roots, b.init_roots(wire_len(roots.len(), "inputs")?));
     Ok(())
 }
 
 /// One arena holding every value, each as the run of nodes after the
-/// previous value's root, and the root of each.
-fn merged_arena(values: &[MontyObject]) -> Result<(MontyGraph, Vec<NodeId>), EncodeError> {
+/// previous value's root, and the root of each. `Inputs` and `NamedValues`
+/// (whose roots are its entries' nodes) are both written from it.
+fn merged_arena<'a>(
+    values: impl Iterator<Item = &'a MontyObject> + Clone,
+) -> Result<(MontyGraph, Vec<NodeId>), EncodeError> {
     // Checked before merging: the merged arena is at most this long, and a
     // `MontyGraph` must not outgrow the u32 ids a list length bounds.
-    let total = values.iter().fold(0usize, |sum, value| {
+    let total = values.clone().fold(0usize, |sum, value| {
         sum.saturating_add(unstable::graph_parts(value).0.len())
     });
     wire_len(total, "input arena")?;
     let mut graph = MontyGraph::with_capacity(total);
-    let roots = values
-        .iter()
-        .map(|value| value.as_ref().push_into(&mut graph))
-        .collect();
+    let roots = values.map(|value| value.as_ref().push_into(&mut graph)).collect();
     Ok((graph, roots))
 }
 
@@ -409,7 +408,9 @@ fn read_named_values(
         roots.push(entry.get_node());
     }
     let values = values_at_roots(r.get_nodes()?, &roots, ctx)?;
-    Ok(names.into_iter().zip(values).collect())
+    let mut named = ctx.vec::<(String, MontyObject)>(entries.len())?;
+    named.extend(names.into_iter().zip(values));
+    Ok(named)
 }
 
 /// Decodes an arena and returns the value at each root.
