@@ -377,6 +377,9 @@ fn repl(args: &ReplArgs) -> ExitCode {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut source = String::new();
+    // monty answers `incompleteBlock` only for a header with no body yet;
+    // once a block has begun, it ends at a blank line, as in CPython.
+    let mut in_block = false;
     loop {
         print!("{}", if source.is_empty() { ">>> " } else { "... " });
         let _ = std::io::stdout().flush();
@@ -396,15 +399,18 @@ fn repl(args: &ReplArgs) -> ExitCode {
             Ok(other) => return fail(format_args!("unexpected response {other:?}")),
             Err(err) => return fail(err),
         };
-        // A block ends at a blank line; brackets and strings end when closed.
+        // Brackets and strings end when closed; a block ends at a blank line.
+        in_block |= mode == ReplContinuationMode::IncompleteBlock;
         let complete = match mode {
-            ReplContinuationMode::Complete => true,
             ReplContinuationMode::IncompleteImplicit => false,
+            _ if in_block => blank,
+            ReplContinuationMode::Complete => true,
             ReplContinuationMode::IncompleteBlock => blank,
         };
         if !complete {
             continue;
         }
+        in_block = false;
         let snippet = std::mem::take(&mut source);
         match session.drive(Request::FeedStart(Feed::new(snippet))) {
             Ok(Outcome::Complete(value)) if value != MontyObject::none() => println!("{}", value.py_repr()),
