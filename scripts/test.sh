@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, then
-# runs formatting and lint checks, the Rust tests, the wasm32-wasip1 build and
-# the cross-language tests (pycapnp, the C++ reference implementation).
+# runs formatting and lint checks, the Rust tests, the wasm32-wasip1 build,
+# the cross-language tests (pycapnp, the C++ reference implementation) and
+# the web front end's tests (Node and headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,7 @@ echo "== format and lint"
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 
-echo "== wasm32-wasip1 build"
+echo "== wasm32-wasip1 build, with type checking (the web build without it is tested below)"
 cargo build --locked --target wasm32-wasip1 --lib
 
 echo "== Rust tests"
@@ -51,3 +52,6 @@ cargo check --locked --manifest-path fuzz/Cargo.toml
 
 echo "== cross-language tests (pycapnp, and the C ABI through ctypes)"
 .venv/bin/python -m pytest tests/python -q
+
+echo "== web front end: the wasm build in Node and headless Chromium (capnp-es)"
+bash scripts/test-web.sh

@@ -22,6 +22,8 @@ pub mod error;
 pub mod ffi;
 pub mod protocol;
 pub mod session;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 /// The Rust bindings generated from `schema/monty_wire.capnp`; the schema
 /// file documents every field.

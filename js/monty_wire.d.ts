@@ -1,0 +1,116 @@
+// Types for monty_wire.mjs: the monty-wire WebAssembly module in a
+// JavaScript host (browsers and Node 20+). Requests and responses are the
+// framed, unpacked Cap'n Proto messages of schema/monty_wire.capnp.
+
+/** Return codes of `monty_wire_session_close` / `monty_wire_set_print_*`. */
+export declare const MONTY_WIRE_OK: 0;
+export declare const MONTY_WIRE_UNKNOWN_SESSION: -1;
+export declare const MONTY_WIRE_SESSION_BUSY: -2;
+export declare const MONTY_WIRE_INTERNAL_ERROR: -3;
+
+/** Which stream a piece of print output went to. */
+export type PrintStream = "stdout" | "stderr";
+
+/** Receives print output live, fragment by fragment, during `dispatch`. */
+export type PrintCallback = (stream: PrintStream, text: string) => void;
+
+/**
+ * Where the module comes from: a URL or path (fetched; in Node, `file:` URLs
+ * and plain paths are read from disk), a `Response` or a promise of one
+ * (compiled while streaming when served as `application/wasm`), the bytes, or
+ * a compiled `WebAssembly.Module`. Omitted: `dist/monty_wire.wasm` beside
+ * monty_wire.mjs.
+ */
+export type MontyWireSource =
+  | string
+  | URL
+  | Response
+  | PromiseLike<Response>
+  | ArrayBuffer
+  | ArrayBufferView
+  | WebAssembly.Module;
+
+/** The instance trapped (a Rust panic, a stack overflow, out of memory) and is dead. */
+export declare class MontyWireTrapped extends Error {
+  readonly name: "MontyWireTrapped";
+  /** The engine's error: a `WebAssembly.RuntimeError`, or a `RangeError` for an exhausted call stack. */
+  readonly cause?: unknown;
+  /** What the module wrote to stderr during the call that trapped (a Rust panic message), if anything. */
+  readonly stderr: string;
+  constructor(message: string, options?: { cause?: unknown; stderr?: string });
+}
+
+/** A misuse or failure that leaves the instance alive (a closed session, no memory for a request). */
+export declare class MontyWireError extends Error {
+  readonly name: string;
+  /** The library's return code, when there is one (`MONTY_WIRE_*`). */
+  readonly code?: number;
+  constructor(message: string, code?: number);
+}
+
+/** Compiles the module (see `MontyWireSource`); compile once, `load` many. */
+export declare function compileMontyWire(source?: MontyWireSource | PromiseLike<MontyWireSource>): Promise<WebAssembly.Module>;
+
+/** Options of `MontyWire.openSession`. */
+export interface SessionOptions {
+  /** Live print output; the same text is in every response's `output` too. */
+  onPrint?: PrintCallback | null;
+}
+
+/**
+ * One instance of the module: its own linear memory and sessions. Calls are
+ * synchronous and run on the calling thread: a long Python run blocks it. In
+ * browsers, prefer `MontyWireWorker` (monty_wire_worker.mjs), which can kill
+ * runaway code.
+ */
+export declare class MontyWire {
+  private constructor();
+  /** Compiles (unless given a `WebAssembly.Module`) and instantiates the module, then calls its `_initialize`. */
+  static load(source?: MontyWireSource | PromiseLike<MontyWireSource>): Promise<MontyWire>;
+  /** The protocol version the module speaks (`protocolVersion` in the schema). */
+  readonly protocolVersion: number;
+  /** True once the instance trapped: every call but `Session.close()` then throws `MontyWireTrapped`. */
+  readonly dead: boolean;
+  /** The instance's linear memory; its `buffer` is replaced whenever memory grows. */
+  readonly memory: WebAssembly.Memory;
+  /** Opens an empty session; its first request is `openRun` or `loadProgram`. */
+  openSession(options?: SessionOptions): Session;
+  /** Frees the last response buffer now, instead of at the next dispatch. Views of it must not be read afterwards. */
+  releaseResponse(): void;
+}
+
+/** A session of a `MontyWire` instance. */
+export declare class Session {
+  private constructor();
+  /** The instance the session lives in. */
+  readonly wire: MontyWire;
+  /** The module's u64 handle. */
+  readonly handle: bigint;
+  /** True after `close()`, or once the instance died. */
+  readonly closed: boolean;
+  /**
+   * Live print output, called synchronously during `dispatch`; `null` turns
+   * it off. An exception it throws is reported with `console.error` and
+   * otherwise ignored (it must not unwind through the module).
+   */
+  onPrint: PrintCallback | null;
+  /**
+   * Sends one `Request` message and returns the `Response` message as a VIEW
+   * on the instance's linear memory (zero copy, 8-byte aligned).
+   *
+   * The view is valid only until the next call into the same `MontyWire`
+   * instance, whichever session it is on: the next `dispatch` frees the
+   * buffer, and any call may grow memory, which detaches the view (it then
+   * has length 0). Decode it, or copy it (`view.slice()`, `dispatchCopy`),
+   * before anything else touches the instance.
+   *
+   * Every refusal (malformed bytes, wrong state) is a `protocolError`
+   * response, not an exception. Throws `MontyWireTrapped` if the module
+   * traps, `MontyWireError` if the session is closed.
+   */
+  dispatch(request: Uint8Array | ArrayBuffer | ArrayBufferView): Uint8Array;
+  /** `dispatch`, returning an owned copy of the response (safe to keep). */
+  dispatchCopy(request: Uint8Array | ArrayBuffer | ArrayBufferView): Uint8Array;
+  /** Closes the session and frees its state. Never throws: closing twice, or on a dead instance, does nothing. */
+  close(): void;
+}

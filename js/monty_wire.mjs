@@ -1,0 +1,523 @@
+// monty-wire for JavaScript: loads the wasm32-wasip1 build of monty-wire and
+// exchanges Cap'n Proto request and response messages with it through its
+// linear memory. No dependencies, no bundler; browsers and Node 20+.
+//
+//   import { MontyWire } from "./monty_wire.mjs";
+//   const wire = await MontyWire.load();          // ./dist/monty_wire.wasm
+//   const session = wire.openSession({ onPrint: (stream, text) => ... });
+//   const response = session.dispatch(requestBytes);  // a view, read it now
+//
+// The messages are `Request` and `Response` of schema/monty_wire.capnp; any
+// Cap'n Proto library reads and writes them (the tests use capnp-es).
+//
+// A trap inside the module (a Rust panic, a stack overflow, running out of
+// memory) kills the instance: every later call throws `MontyWireTrapped`, and
+// `MontyWire.load()` makes a fresh one. Code that can run away is only
+// stoppable from outside: in browsers, run it in a worker
+// (monty_wire_worker.mjs), which can be terminated.
+
+/** `monty_wire_session_close` / `monty_wire_set_print_*` return codes. */
+export const MONTY_WIRE_OK = 0;
+export const MONTY_WIRE_UNKNOWN_SESSION = -1;
+export const MONTY_WIRE_SESSION_BUSY = -2;
+export const MONTY_WIRE_INTERNAL_ERROR = -3;
+
+const WASI = "wasi_snapshot_preview1";
+// WASI errno values.
+const ESUCCESS = 0;
+const EBADF = 8;
+const EINVAL = 28;
+const ENOSYS = 52;
+// getRandomValues fills at most 65536 bytes per call.
+const RANDOM_CHUNK = 65536;
+// How much of what the module wrote to stderr during a call a trap error keeps.
+const STDERR_TAIL = 8192;
+
+const constructToken = Symbol("MontyWire");
+let wireDispatch, wireSetPrint, wireClose, wireCheckAlive, sessionOrphan;
+
+const isNode = typeof process !== "undefined" && process.versions != null && process.versions.node != null;
+
+/** The instance trapped (or exited) and is dead; load a new one. */
+export class MontyWireTrapped extends Error {
+  constructor(message, options = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "MontyWireTrapped";
+    /** What the module wrote to stderr during the call that trapped (a Rust panic message). */
+    this.stderr = options.stderr ?? "";
+  }
+}
+
+/** A misuse or a failure that leaves the instance alive (closed session, out of memory). */
+export class MontyWireError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.name = "MontyWireError";
+    /** The library's return code, when there is one (MONTY_WIRE_*). */
+    this.code = code;
+  }
+}
+
+/** `proc_exit` from inside the module: it cannot continue afterwards. */
+class WasiExit extends Error {
+  constructor(code) {
+    super(`the module called proc_exit(${code})`);
+    this.name = "WasiExit";
+    this.exitCode = code;
+  }
+}
+
+/**
+ * Compiles the module from whatever `source` is:
+ * a `WebAssembly.Module`; a `Response` or a promise of one (streamed when
+ * served as application/wasm); an `ArrayBuffer` or a typed array; a URL or a
+ * string (fetched, or read from disk for `file:` URLs and plain paths in
+ * Node). Without a source: `dist/monty_wire.wasm` beside this file.
+ */
+export async function compileMontyWire(source) {
+  source = await source;
+  if (source === undefined || source === null) {
+    source = new URL("./dist/monty_wire.wasm", import.meta.url);
+  }
+  if (source instanceof WebAssembly.Module) {
+    return source;
+  }
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    return WebAssembly.compile(source);
+  }
+  if (typeof Response !== "undefined" && source instanceof Response) {
+    return compileResponse(source);
+  }
+  if (typeof source === "string" || source instanceof URL) {
+    let url = null;
+    try {
+      url = new URL(source);
+    } catch {
+      // Not an absolute URL: a path (Node) or a URL relative to the page.
+    }
+    if (isNode && (url === null || url.protocol === "file:")) {
+      const { readFile } = await import("node:fs/promises");
+      return WebAssembly.compile(await readFile(url ?? source));
+    }
+    const response = await fetch(url ?? new URL(source, globalThis.location?.href));
+    if (!response.ok) {
+      throw new MontyWireError(`fetching ${response.url} failed: HTTP ${response.status}`);
+    }
+    return compileResponse(response);
+  }
+  throw new TypeError("monty-wire: the wasm source must be a URL, a path, a Response, bytes or a WebAssembly.Module");
+}
+
+async function compileResponse(response) {
+  const type = response.headers.get("Content-Type") ?? "";
+  if (typeof WebAssembly.compileStreaming === "function" && type.split(";")[0].trim() === "application/wasm") {
+    return WebAssembly.compileStreaming(response);
+  }
+  return WebAssembly.compile(await response.arrayBuffer());
+}
+
+/**
+ * One instance of the module: its own linear memory, sessions and state.
+ * Single-threaded: a JavaScript realm uses it from its own thread only.
+ */
+export class MontyWire {
+  #exports;
+  #memory;
+  /** The error that killed the instance, or null while it is alive. */
+  #death = null;
+  /** Address of the response buffer (MontyWireBuffer*) last returned, or 0. */
+  #response = 0;
+  /** The session inside `dispatch` right now (its live print output goes there). */
+  #current = null;
+  #decoders = [null, new TextDecoder("utf-8"), new TextDecoder("utf-8")];
+  #stderrTail = "";
+  #sessions = new Set();
+  /** True while a call into the module runs (it must not be re-entered from onPrint). */
+  #inside = false;
+
+  /** Use `MontyWire.load()`. */
+  constructor(token, instance) {
+    if (token !== constructToken) {
+      throw new TypeError("use MontyWire.load() to create a MontyWire");
+    }
+    this.#exports = instance.exports;
+    this.#memory = instance.exports.memory;
+  }
+
+  /**
+   * Compiles (see `compileMontyWire`) and instantiates the module. A
+   * `WebAssembly.Module` compiled once can be passed again to instantiate
+   * more instances cheaply.
+   */
+  static async load(source) {
+    const module = await compileMontyWire(source);
+    let wire = null;
+    const imports = wasiImports(module, {
+      memory: () => wire.#memory,
+      write: (fd, bytes) => wire.#write(fd, bytes),
+    });
+    const instance = await WebAssembly.instantiate(module, imports);
+    wire = new MontyWire(constructToken, instance);
+    // A WASI reactor: `_initialize` runs once, before any other export.
+    wire.#call(() => instance.exports._initialize());
+    return wire;
+  }
+
+  /** The protocol version the module speaks (`protocolVersion` in the schema). */
+  get protocolVersion() {
+    return this.#call(() => this.#exports.monty_wire_protocol_version());
+  }
+
+  /** True once the instance trapped; every call but `close()` then throws. */
+  get dead() {
+    return this.#death !== null;
+  }
+
+  /** The instance's linear memory (its `buffer` changes when it grows). */
+  get memory() {
+    return this.#memory;
+  }
+
+  /**
+   * Opens an empty session. `onPrint(stream, text)` receives print output
+   * live, while `dispatch` runs (the same text is in the response too).
+   */
+  openSession(options = {}) {
+    const handle = this.#call(() => this.#exports.monty_wire_session_open());
+    const session = new Session(constructToken, this, handle);
+    this.#sessions.add(session);
+    if (options.onPrint) {
+      session.onPrint = options.onPrint;
+    }
+    return session;
+  }
+
+  /**
+   * Frees the last response buffer now instead of at the next dispatch. Any
+   * view `dispatch` returned must not be read afterwards.
+   */
+  releaseResponse() {
+    if (this.#response !== 0 && this.#death === null) {
+      const buffer = this.#response;
+      this.#response = 0;
+      this.#call(() => this.#exports.monty_wire_buffer_free(buffer));
+    }
+  }
+
+  // Module-private access for Session (not part of the API).
+  static {
+    wireDispatch = (wire, session, handle, request) => wire.#dispatch(session, handle, request);
+    wireSetPrint = (wire, handle, enabled) => {
+      const code = wire.#call(() => wire.#exports.monty_wire_set_print_stdio(handle, enabled ? 1 : 0));
+      if (code !== MONTY_WIRE_OK) {
+        throw new MontyWireError(`monty_wire_set_print_stdio failed with code ${code}`, code);
+      }
+    };
+    wireClose = (wire, session, handle) => {
+      wire.#sessions.delete(session);
+      if (wire.#death === null) {
+        wire.#call(() => wire.#exports.monty_wire_session_close(handle));
+      }
+      // On a dead instance there is nothing left to free.
+    };
+    wireCheckAlive = (wire) => wire.#call(() => undefined);
+  }
+
+  // --- internals -------------------------------------------------------
+
+  #dispatch(session, handle, request) {
+    if (!(request instanceof Uint8Array)) {
+      if (request instanceof ArrayBuffer) {
+        request = new Uint8Array(request);
+      } else if (ArrayBuffer.isView(request)) {
+        request = new Uint8Array(request.buffer, request.byteOffset, request.byteLength);
+      } else {
+        throw new TypeError("dispatch: the request must be a Uint8Array (or another ArrayBuffer view)");
+      }
+    }
+    if (request.buffer === this.#memory.buffer) {
+      // A view on linear memory (an earlier response, say) would be freed or
+      // overwritten below: copy it out first.
+      request = request.slice();
+    }
+    this.releaseResponse();
+    const len = request.byteLength;
+    const exports = this.#exports;
+    const ptr = this.#call(() => exports.monty_wire_alloc(len));
+    if (ptr === 0) {
+      throw new MontyWireError(`out of memory: cannot place a ${len}-byte request in linear memory`);
+    }
+    // Re-read `memory.buffer` after every call: growing memory replaces it.
+    new Uint8Array(this.#memory.buffer, ptr, len).set(request);
+    this.#current = session;
+    let buffer;
+    try {
+      buffer = this.#call(() => exports.monty_wire_dispatch(handle, ptr, len));
+    } finally {
+      this.#current = null;
+    }
+    this.#call(() => exports.monty_wire_dealloc(ptr, len));
+    this.#response = buffer;
+    // struct MontyWireBuffer { const uint8_t *data; size_t len; } on wasm32.
+    const header = new DataView(this.#memory.buffer, buffer, 8);
+    return new Uint8Array(this.#memory.buffer, header.getUint32(0, true), header.getUint32(4, true));
+  }
+
+  /** Calls into the module; any exception out of it kills the instance. */
+  #call(f) {
+    if (this.#death !== null) {
+      throw new MontyWireTrapped(
+        `monty-wire: this instance is dead (it trapped earlier: ${describe(this.#death)}); load a new one with MontyWire.load()`,
+        { cause: this.#death },
+      );
+    }
+    if (this.#inside) {
+      throw new MontyWireError("monty-wire: the instance cannot be called from inside one of its own calls (from onPrint)");
+    }
+    this.#stderrTail = "";
+    this.#inside = true;
+    try {
+      return f();
+    } catch (error) {
+      this.#die(error);
+      const stderr = this.#stderrTail;
+      throw new MontyWireTrapped(
+        `monty-wire: the WebAssembly instance trapped (${describe(error)}) and is dead; load a new one with MontyWire.load()` +
+          (stderr ? `\n${stderr.trimEnd()}` : ""),
+        { cause: error, stderr },
+      );
+    } finally {
+      this.#inside = false;
+    }
+  }
+
+  #die(error) {
+    this.#death = error;
+    this.#response = 0;
+    this.#exports = null;
+    for (const session of this.#sessions) {
+      sessionOrphan(session);
+    }
+    this.#sessions.clear();
+  }
+
+  /** `fd_write` to stdout or stderr: live print output, or a panic message. */
+  #write(fd, bytes) {
+    const text = this.#decoders[fd].decode(bytes, { stream: true });
+    if (text === "") {
+      return;
+    }
+    if (fd === 2) {
+      this.#stderrTail = (this.#stderrTail + text).slice(-STDERR_TAIL);
+    }
+    const onPrint = this.#current?.onPrint;
+    if (typeof onPrint === "function") {
+      try {
+        onPrint(fd === 1 ? "stdout" : "stderr", text);
+      } catch (error) {
+        // An exception must not unwind through the module (that would kill
+        // it); report it and carry on.
+        console.error("monty-wire: the onPrint callback threw:", error);
+      }
+    }
+  }
+}
+
+
+/** One interpreter session of a `MontyWire` instance. */
+export class Session {
+  #wire;
+  #handle;
+  #onPrint = null;
+  #closed = false;
+
+  /** Use `MontyWire.openSession()`. */
+  constructor(token, wire, handle) {
+    if (token !== constructToken) {
+      throw new TypeError("use MontyWire.openSession() to create a Session");
+    }
+    this.#wire = wire;
+    this.#handle = handle;
+  }
+
+  /** The `MontyWire` instance this session lives in. */
+  get wire() {
+    return this.#wire;
+  }
+
+  /** The session's handle in the module (a u64, as a BigInt). */
+  get handle() {
+    return this.#handle;
+  }
+
+  /** True after `close()`, or once the instance died. */
+  get closed() {
+    return this.#closed;
+  }
+
+  /**
+   * Live print output: `(stream: "stdout" | "stderr", text: string) => void`,
+   * called during `dispatch`; null turns it off. Exceptions it throws are
+   * reported with console.error and otherwise ignored.
+   */
+  get onPrint() {
+    return this.#onPrint;
+  }
+
+  set onPrint(callback) {
+    if (callback !== null && callback !== undefined && typeof callback !== "function") {
+      throw new TypeError("onPrint must be a function or null");
+    }
+    this.#check();
+    wireSetPrint(this.#wire, this.#handle, Boolean(callback));
+    this.#onPrint = callback ?? null;
+  }
+
+  /**
+   * Sends one `Request` message and returns the `Response` message.
+   *
+   * The result is a VIEW on the instance's linear memory, not a copy. It is
+   * valid only until the next call into this `MontyWire` instance (another
+   * `dispatch` on any of its sessions, `releaseResponse()`, `openSession()`,
+   * `close()`, setting `onPrint`): the buffer is freed at the next dispatch,
+   * and any call may grow memory, which detaches the view (it then reads as
+   * empty). Decode it, or copy it (`dispatchCopy`), before anything else.
+   */
+  dispatch(request) {
+    this.#check();
+    return wireDispatch(this.#wire, this, this.#handle, request);
+  }
+
+  /** `dispatch`, returning an owned copy of the response (always safe to keep). */
+  dispatchCopy(request) {
+    const view = this.dispatch(request);
+    const copy = view.slice();
+    this.#wire.releaseResponse();
+    return copy;
+  }
+
+  /** Closes the session and frees its state. Closing twice, or on a dead instance, does nothing. */
+  close() {
+    if (this.#closed) {
+      return;
+    }
+    this.#closed = true;
+    wireClose(this.#wire, this, this.#handle);
+  }
+
+  static {
+    sessionOrphan = (session) => {
+      session.#closed = true;
+    };
+  }
+
+  #check() {
+    wireCheckAlive(this.#wire); // throws MontyWireTrapped on a dead instance
+    if (this.#closed) {
+      throw new MontyWireError(`session ${this.#handle} is closed`, MONTY_WIRE_UNKNOWN_SESSION);
+    }
+  }
+}
+
+function describe(error) {
+  if (error instanceof Error) {
+    return `${error.name}: ${error.message}`;
+  }
+  return String(error);
+}
+
+/**
+ * The WASI preview1 functions the module imports, as far as a sandbox
+ * needs them: clocks, random bytes, stdout/stderr, an empty environment and
+ * argument list, `proc_exit` (throws) and `sched_yield`. Every other WASI
+ * function the module declares returns ENOSYS.
+ */
+function wasiImports(module, host) {
+  const u8 = () => new Uint8Array(host.memory().buffer);
+  const dv = () => new DataView(host.memory().buffer);
+  const timeOrigin = BigInt(Math.round((globalThis.performance?.timeOrigin ?? Date.now()) * 1e6));
+  const nowNanos = () => BigInt(Math.round((globalThis.performance?.now() ?? 0) * 1e6));
+  const implemented = {
+    clock_time_get(id, _precision, resultPtr) {
+      let nanos;
+      switch (id) {
+        case 0: // realtime
+          nanos = timeOrigin + nowNanos();
+          break;
+        case 1: // monotonic
+        case 2: // process cputime
+        case 3: // thread cputime
+          nanos = nowNanos();
+          break;
+        default:
+          return EINVAL;
+      }
+      dv().setBigUint64(resultPtr, nanos, true);
+      return ESUCCESS;
+    },
+    clock_res_get(id, resultPtr) {
+      if (id < 0 || id > 3) {
+        return EINVAL;
+      }
+      dv().setBigUint64(resultPtr, 1000n, true);
+      return ESUCCESS;
+    },
+    random_get(ptr, len) {
+      const memory = u8();
+      for (let offset = 0; offset < len; offset += RANDOM_CHUNK) {
+        globalThis.crypto.getRandomValues(memory.subarray(ptr + offset, ptr + Math.min(len, offset + RANDOM_CHUNK)));
+      }
+      return ESUCCESS;
+    },
+    fd_write(fd, iovs, iovsLen, nwrittenPtr) {
+      if (fd !== 1 && fd !== 2) {
+        return EBADF;
+      }
+      const view = dv();
+      const memory = u8();
+      let written = 0;
+      for (let i = 0; i < iovsLen; i++) {
+        const base = view.getUint32(iovs + i * 8, true);
+        const len = view.getUint32(iovs + i * 8 + 4, true);
+        if (len > 0) {
+          host.write(fd, memory.subarray(base, base + len));
+          written += len;
+        }
+      }
+      dv().setUint32(nwrittenPtr, written, true);
+      return ESUCCESS;
+    },
+    environ_sizes_get(countPtr, sizePtr) {
+      const view = dv();
+      view.setUint32(countPtr, 0, true);
+      view.setUint32(sizePtr, 0, true);
+      return ESUCCESS;
+    },
+    environ_get() {
+      return ESUCCESS;
+    },
+    args_sizes_get(countPtr, sizePtr) {
+      const view = dv();
+      view.setUint32(countPtr, 0, true);
+      view.setUint32(sizePtr, 0, true);
+      return ESUCCESS;
+    },
+    args_get() {
+      return ESUCCESS;
+    },
+    proc_exit(code) {
+      throw new WasiExit(code);
+    },
+    sched_yield() {
+      return ESUCCESS;
+    },
+  };
+  const wasi = {};
+  for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
+    if (from !== WASI || kind !== "function") {
+      throw new MontyWireError(`the module imports ${from}.${name} (${kind}), which monty-wire's glue does not provide`);
+    }
+    wasi[name] = implemented[name] ?? (() => ENOSYS);
+  }
+  return { [WASI]: wasi };
+}

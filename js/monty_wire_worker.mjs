@@ -1,0 +1,314 @@
+// monty-wire in a Web Worker, for browsers: the only way to stop code that
+// runs away (`while True: pass` with no time limit) is to terminate the
+// worker it runs in. MontyWireWorker does that on a per-request timeout, or
+// when asked, and starts a fresh worker for the next request.
+//
+//   import { MontyWireWorker } from "./monty_wire_worker.mjs";
+//   const host = await MontyWireWorker.create({ timeout: 5000 });
+//   const session = await host.openSession({ onPrint: (stream, text) => ... });
+//   const response = await session.dispatch(requestBytes);   // an owned Uint8Array
+//
+// Requests are posted as transferred ArrayBuffers and responses come back
+// transferred, so the only copies are into and out of linear memory.
+import { MontyWireError, MontyWireTrapped, compileMontyWire } from "./monty_wire.mjs";
+
+export { MontyWireError, MontyWireTrapped };
+
+const constructToken = Symbol("MontyWireWorker");
+let hostDispatch, hostClose, sessionLost;
+// A SharedArrayBuffer cannot be transferred; it is copied instead.
+const SharedArrayBufferOrNever = typeof SharedArrayBuffer === "function" ? SharedArrayBuffer : class Never {};
+
+/** A request ran past its timeout; the worker was terminated (and restarted). */
+export class MontyWireTimeout extends Error {
+  constructor(ms) {
+    super(`monty-wire: the request did not finish within ${ms} ms; its worker was terminated`);
+    this.name = "MontyWireTimeout";
+    this.timeout = ms;
+  }
+}
+
+/** The worker was terminated while a request was in flight, or the session died with it. */
+export class MontyWireTerminated extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "MontyWireTerminated";
+  }
+}
+
+/** A worker that runs one monty-wire instance, with a hard kill. */
+export class MontyWireWorker {
+  #options;
+  #module;
+  #worker = null;
+  /** Bumped on every (re)start: sessions of an older generation are gone. */
+  #generation = 0;
+  #ready = null;
+  #pending = new Map();
+  #nextId = 1;
+  #sessions = new Map();
+  #terminated = false;
+  #protocolVersion = 0;
+
+  constructor(token, options, module) {
+    if (token !== constructToken) {
+      throw new TypeError("use MontyWireWorker.create()");
+    }
+    this.#options = options;
+    this.#module = module;
+  }
+
+  /**
+   * Compiles the module once (on this thread, asynchronously) and starts a
+   * worker.
+   * - `wasm`: what `MontyWire.load` accepts (default dist/monty_wire.wasm).
+   * - `workerUrl`: the worker script (default worker.mjs beside this file).
+   * - `timeout`: ms a `dispatch` may take before the worker is killed and
+   *   restarted (default: no timeout).
+   * After a timeout or a trap the worker is replaced by a fresh one at once
+   * (the compiled module is reused, so that is quick); sessions do not
+   * survive it.
+   */
+  static async create(options = {}) {
+    const module = await compileMontyWire(options.wasm);
+    const host = new MontyWireWorker(constructToken, options, module);
+    await host.#start();
+    return host;
+  }
+
+  /** The protocol version the module speaks. */
+  get protocolVersion() {
+    return this.#protocolVersion;
+  }
+
+  /** True after `terminate()`. */
+  get terminated() {
+    return this.#terminated;
+  }
+
+  /** Opens a session in the worker. `onPrint(stream, text)` gets live output. */
+  async openSession(options = {}) {
+    const generation = await this.#alive();
+    const onPrint = options.onPrint ?? null;
+    const id = await this.#request(generation, { op: "open", print: Boolean(onPrint) });
+    const session = new WorkerSession(constructToken, this, generation, id, onPrint);
+    this.#sessions.set(id, session);
+    return session;
+  }
+
+  /**
+   * Kills the worker at once, whatever it is running. Requests in flight
+   * reject with `MontyWireTerminated`; nothing works afterwards (create a
+   * new MontyWireWorker). To kill and keep going, use `restart()`.
+   */
+  terminate() {
+    this.#terminated = true;
+    this.#kill(new MontyWireTerminated("monty-wire: the worker was terminated"));
+  }
+
+  /** Kills the worker and starts a fresh one; all sessions are lost. */
+  async restart() {
+    this.#kill(new MontyWireTerminated("monty-wire: the worker was restarted"));
+    await this.#start();
+  }
+
+  // --- internals ----------------------------------------------------------
+
+  #start() {
+    const url = this.#options.workerUrl ?? new URL("./worker.mjs", import.meta.url);
+    const worker = new Worker(url, { type: "module", name: "monty-wire" });
+    this.#worker = worker;
+    const generation = ++this.#generation;
+    worker.onmessage = ({ data }) => this.#onMessage(generation, data);
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      if (this.#worker === worker) {
+        this.#kill(new MontyWireTerminated(`monty-wire: the worker failed: ${event.message ?? "error"}`));
+      }
+    };
+    this.#ready = this.#request(generation, { op: "load", source: this.#module }).then((info) => {
+      this.#protocolVersion = info.protocolVersion;
+      return generation;
+    });
+    return this.#ready;
+  }
+
+  #kill(error) {
+    if (this.#worker) {
+      this.#worker.terminate();
+      this.#worker = null;
+    }
+    for (const { reject, timer } of this.#pending.values()) {
+      clearTimeout(timer);
+      reject(error);
+    }
+    this.#pending.clear();
+    for (const session of this.#sessions.values()) {
+      sessionLost(session);
+    }
+    this.#sessions.clear();
+    this.#ready = null;
+  }
+
+  async #alive() {
+    if (this.#terminated) {
+      throw new MontyWireTerminated("monty-wire: this MontyWireWorker was terminated; create a new one");
+    }
+    if (this.#ready === null) {
+      this.#start();
+    }
+    return this.#ready;
+  }
+
+  #request(generation, message, transfer = [], timeout) {
+    if (generation !== this.#generation || this.#worker === null) {
+      return Promise.reject(new MontyWireTerminated("monty-wire: the worker this belongs to is gone"));
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      let timer;
+      if (timeout !== undefined && timeout !== null && timeout !== Infinity) {
+        timer = setTimeout(() => {
+          if (!this.#pending.has(id)) return;
+          this.#pending.delete(id);
+          reject(new MontyWireTimeout(timeout));
+          this.#kill(new MontyWireTerminated("monty-wire: the worker was terminated after another request timed out"));
+          if (!this.#terminated) {
+            this.#start().catch(() => {});
+          }
+        }, timeout);
+      }
+      this.#pending.set(id, { resolve, reject, timer });
+      this.#worker.postMessage({ id, ...message }, transfer);
+    });
+  }
+
+  #onMessage(generation, data) {
+    if (generation !== this.#generation) {
+      return;
+    }
+    if (data.op === "print") {
+      const onPrint = this.#sessions.get(data.session)?.onPrint;
+      if (typeof onPrint === "function") {
+        try {
+          onPrint(data.stream, data.text);
+        } catch (error) {
+          console.error("monty-wire: the onPrint callback threw:", error);
+        }
+      }
+      return;
+    }
+    const pending = this.#pending.get(data.id);
+    if (!pending) {
+      return;
+    }
+    this.#pending.delete(data.id);
+    clearTimeout(pending.timer);
+    if (!data.error) {
+      pending.resolve(data.result);
+      return;
+    }
+    const { name, message, stderr } = data.error;
+    if (name === "MontyWireTrapped") {
+      // The instance in the worker is dead: replace the worker.
+      pending.reject(new MontyWireTrapped(message, { stderr }));
+      this.#kill(new MontyWireTerminated("monty-wire: the worker's instance trapped"));
+      if (!this.#terminated) {
+        this.#start().catch(() => {});
+      }
+    } else {
+      pending.reject(Object.assign(new MontyWireError(message), { name }));
+    }
+  }
+
+  static {
+    hostDispatch = (host, generation, id, request, timeout) => {
+      let buffer;
+      if (request instanceof ArrayBuffer) {
+        buffer = request;
+      } else if (
+        ArrayBuffer.isView(request) &&
+        request.byteOffset === 0 &&
+        request.byteLength === request.buffer.byteLength &&
+        !(request.buffer instanceof SharedArrayBufferOrNever)
+      ) {
+        buffer = request.buffer;
+      } else if (ArrayBuffer.isView(request)) {
+        buffer = request.buffer.slice(request.byteOffset, request.byteOffset + request.byteLength);
+      } else {
+        return Promise.reject(new TypeError("dispatch: the request must be a Uint8Array or an ArrayBuffer"));
+      }
+      return host
+        .#request(generation, { op: "dispatch", session: id, request: buffer }, [buffer], timeout ?? host.#options.timeout)
+        .then((response) => new Uint8Array(response));
+    };
+    hostClose = (host, generation, id) => {
+      host.#sessions.delete(id);
+      if (generation !== host.#generation || host.#worker === null) {
+        return Promise.resolve();
+      }
+      return host.#request(generation, { op: "close", session: id });
+    };
+  }
+}
+
+/** A session in a MontyWireWorker's worker. */
+export class WorkerSession {
+  #host;
+  #generation;
+  #id;
+  #lost = false;
+  #closed = false;
+  /** `(stream: "stdout" | "stderr", text) => void`, set at openSession. */
+  onPrint;
+
+  constructor(token, host, generation, id, onPrint) {
+    if (token !== constructToken) {
+      throw new TypeError("use MontyWireWorker.openSession()");
+    }
+    this.#host = host;
+    this.#generation = generation;
+    this.#id = id;
+    this.onPrint = onPrint;
+  }
+
+  /** True after `close()`, or once its worker was terminated or restarted. */
+  get closed() {
+    return this.#closed || this.#lost;
+  }
+
+  /**
+   * Sends one `Request` message; resolves to the `Response` message, an owned
+   * Uint8Array. A request that covers its whole ArrayBuffer is transferred
+   * (the caller's buffer is detached); any other view is copied first.
+   * `timeout` (ms) overrides the worker's default for this request.
+   */
+  dispatch(request, { timeout } = {}) {
+    if (this.#closed) {
+      return Promise.reject(new MontyWireError(`session ${this.#id} is closed`));
+    }
+    if (this.#lost) {
+      return Promise.reject(
+        new MontyWireTerminated("monty-wire: this session's worker was terminated or restarted; open a new session"),
+      );
+    }
+    return hostDispatch(this.#host, this.#generation, this.#id, request, timeout);
+  }
+
+  /** Closes the session (in its worker, if that is still running). */
+  async close() {
+    if (this.#closed) {
+      return;
+    }
+    this.#closed = true;
+    if (!this.#lost) {
+      await hostClose(this.#host, this.#generation, this.#id);
+    }
+  }
+
+  static {
+    sessionLost = (session) => {
+      session.#lost = true;
+    };
+  }
+}

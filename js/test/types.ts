@@ -1,0 +1,42 @@
+// Type-checked (never run) by scripts/test-web.sh: tsc --noEmit -p js/test.
+// Uses the declarations as a TypeScript host would, so they cannot drift
+// from what the examples in js/README.md do.
+import { MontyWire, MontyWireTrapped, type PrintStream, Session } from "../monty_wire.mjs";
+import { MontyWireTimeout, MontyWireWorker, type WorkerSession } from "../monty_wire_worker.mjs";
+
+export async function inProcess(request: Uint8Array): Promise<number> {
+  const wire: MontyWire = await MontyWire.load(new URL("../dist/monty_wire.wasm", import.meta.url));
+  const version: number = wire.protocolVersion;
+  const session: Session = wire.openSession({
+    onPrint: (stream: PrintStream, text: string) => console.log(stream, text),
+  });
+  const handle: bigint = session.handle;
+  try {
+    const view: Uint8Array = session.dispatch(request);
+    const owned: Uint8Array = session.dispatchCopy(request);
+    wire.releaseResponse();
+    return view.byteLength + owned.byteLength + version + Number(handle);
+  } catch (error) {
+    if (error instanceof MontyWireTrapped) {
+      const stderr: string = error.stderr;
+      return stderr.length;
+    }
+    throw error;
+  } finally {
+    session.close();
+  }
+}
+
+export async function inWorker(request: Uint8Array): Promise<Uint8Array | null> {
+  const host = await MontyWireWorker.create({ timeout: 5000 });
+  const session: WorkerSession = await host.openSession({ onPrint: (stream, text) => console.log(stream, text) });
+  try {
+    return await session.dispatch(request, { timeout: 1000 });
+  } catch (error) {
+    if (error instanceof MontyWireTimeout) return null;
+    throw error;
+  } finally {
+    await session.close();
+    host.terminate();
+  }
+}

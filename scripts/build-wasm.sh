@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the web front end's module, js/dist/monty_wire.wasm: monty-wire for
+# wasm32-wasip1 as a WASI reactor (it exports `_initialize`, no `_start`),
+# with the C entry points plus the wasm exports of src/wasm.rs. It is built
+# without default features (no CLI, no type checking) in the `wasm` profile
+# (opt-level "s", no LTO: small, and quick to build on 2 cores).
+#
+#   bash scripts/build-wasm.sh [--type-check] [--opt] [--out FILE]
+#     --type-check  include static type checking (about twice the size)
+#     --opt         shrink the result with `wasm-opt -Oz` (binaryen from npm,
+#                   installed by `npm ci` in js/; adds a few minutes)
+#     --out FILE    where to put the module (default js/dist/monty_wire.wasm)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+features=(--no-default-features)
+opt=0
+out=js/dist/monty_wire.wasm
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --type-check) features+=(--features type-check) ;;
+    --opt) opt=1 ;;
+    --out) out=$2; shift ;;
+    *) echo "usage: $0 [--type-check] [--opt] [--out FILE]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+bash scripts/setup.sh >/dev/null
+
+started=$(date +%s)
+cargo build --locked --profile wasm --target wasm32-wasip1 --lib "${features[@]}"
+built="${CARGO_TARGET_DIR:-target}/wasm32-wasip1/wasm/monty_wire.wasm"
+mkdir -p "$(dirname "$out")"
+cp "$built" "$out"
+echo "build-wasm: cargo build took $(( $(date +%s) - started ))s; $out is $(stat -c %s "$out") bytes"
+
+if [ "$opt" = 1 ]; then
+  [ -x js/node_modules/.bin/wasm-opt ] || (cd js && npm ci --no-audit --no-fund)
+  started=$(date +%s)
+  # The features rustc 1.96 enables for wasm32 by default; wasm-opt must
+  # know them to read the module, and uses no others.
+  js/node_modules/.bin/wasm-opt -Oz \
+    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    "$out" -o "$out.opt"
+  mv "$out.opt" "$out"
+  echo "build-wasm: wasm-opt -Oz took $(( $(date +%s) - started ))s; $out is $(stat -c %s "$out") bytes"
+fi
