@@ -264,6 +264,77 @@ fn os_calls_answered_not_handled_get_montys_default() {
 }
 
 #[test]
+fn getenv_and_datetime_now_answered_not_handled_raise_runtime_error() {
+    let mut open = OpenRun::new(
+        "import os\nfrom datetime import datetime\nout = []\nfor f in (lambda: os.getenv('HOME'), lambda: datetime.now()):\n    try:\n        f()\n    except RuntimeError as e:\n        out.append(str(e))\nout",
+    );
+    open.os_policy = OsPolicy {
+        datetime: DateTimeSource::CallHost,
+        ..OsPolicy::default()
+    };
+    let host = Host::open_with(open);
+    let call = os_call(host.start(vec![]));
+    assert!(matches!(call.call, OsFunctionCall::Getenv(_)), "{:?}", call.call);
+    let call = os_call(host.resume_os(CallResult::NotHandled));
+    assert!(
+        matches!(call.call, OsFunctionCall::DateTimeNow(None)),
+        "{:?}",
+        call.call
+    );
+    let value = complete(host.resume_os(CallResult::NotHandled));
+    assert_eq!(
+        value,
+        MontyObject::list([
+            MontyObject::string("'os.getenv' is not supported in this environment"),
+            MontyObject::string("'datetime.now' is not supported in this environment"),
+        ])
+    );
+}
+
+#[test]
+fn an_os_call_answered_with_an_exception_raises_it_in_the_sandbox() {
+    let host = Host::open(
+        "from pathlib import Path\ntry:\n    Path('data.bin').read_bytes()\nexcept FileNotFoundError as e:\n    r = ('caught', str(e))\nr",
+        &[],
+        ResourceLimits::default(),
+    );
+    let call = os_call(host.start(vec![]));
+    assert!(matches!(call.call, OsFunctionCall::ReadBytes(_)), "{:?}", call.call);
+    let value = complete(host.resume_os(CallResult::Exception(MontyException::new(
+        ExcType::FileNotFoundError,
+        Some("no such file: data.bin".into()),
+    ))));
+    assert_eq!(
+        value,
+        MontyObject::tuple([
+            MontyObject::string("caught"),
+            MontyObject::string("no such file: data.bin")
+        ])
+    );
+}
+
+#[test]
+fn a_name_lookup_answered_with_an_exception_raises_it_with_a_traceback() {
+    let host = Host::open("x = 1\nsecret_value * 2", &[], ResourceLimits::default());
+    let response = host.start(vec![]);
+    assert!(
+        matches!(response.outcome, Outcome::NameLookup(_)),
+        "{:?}",
+        response.outcome
+    );
+    let exc = python_error(host.send(&Request::ResumeNameLookup(NameLookupResult::Exception(
+        MontyException::new(
+            ExcType::PermissionError,
+            Some("secret_value is not for this script".into()),
+        ),
+    ))));
+    assert_eq!(exc.exc_type(), ExcType::PermissionError);
+    assert_eq!(exc.message(), Some("secret_value is not for this script"));
+    let frame = exc.traceback().last().expect("the lookup's frame");
+    assert_eq!(frame.start.line, 2, "{frame:?}");
+}
+
+#[test]
 fn a_name_lookup_is_answered_with_a_value_or_undefined() {
     let host = Host::open("answer + 1", &[], ResourceLimits::default());
     let response = host.start(vec![]);
