@@ -204,9 +204,23 @@ impl Session {
             turn_elapsed,
             wall: Duration::ZERO,
             suspensions,
-            memory_bytes: None,
+            memory_bytes: measured_memory(),
         }
     }
+}
+
+/// The heap bytes monty's memory limit sees, where the process counts them.
+///
+/// monty counts memory only through its own allocator (`monty-alloc`),
+/// installed as the global allocator of a process that chooses it, as the
+/// command line does; a library must not impose it on its host. Without it
+/// the count stays 0 and memory is reported as unmeasured.
+fn measured_memory() -> Option<u64> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let live = monty_types::LIVE_MEMORY.load(Relaxed);
+    let baseline = monty_types::BASELINE_MEMORY.load(Relaxed);
+    // The baseline is `usize::MAX` until the counting allocator is armed.
+    (live != 0 && baseline != usize::MAX).then(|| live.saturating_sub(baseline) as u64)
 }
 
 fn dispatch(
