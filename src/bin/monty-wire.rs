@@ -72,7 +72,7 @@ struct RunArgs {
     /// Stop the script after this many seconds of execution.
     #[arg(long, value_name = "SECONDS")]
     time_limit: Option<f64>,
-    /// Refuse heap growth past this many bytes (where the build counts heap bytes).
+    /// Raise MemoryError once the script holds more than this many heap bytes.
     #[arg(long, value_name = "BYTES")]
     memory_limit: Option<usize>,
     /// Raise RecursionError past this call depth.
@@ -132,12 +132,24 @@ enum RootType {
     Dump,
 }
 
+/// The command line is a process of its own, so unlike the library it may
+/// choose the allocator: monty's counts live heap bytes, which is what its
+/// memory limit (`--memory-limit`) and the `memory` figure of usage read.
+#[global_allocator]
+static ALLOCATOR: monty_alloc::LimitedAllocator = monty_alloc::LimitedAllocator;
+
 /// monty recurses on the native stack for deep Python recursion and deep
 /// values; the CLI gives it room rather than relying on the main thread's.
 const INTERPRETER_STACK_BYTES: usize = 256 << 20;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Memory is counted from here on: the baseline is what the process holds
+    // now, and no hard ceiling is armed (`--memory-limit` is monty's own,
+    // which raises MemoryError in the sandbox instead of ending the process).
+    if let Err(err) = monty_alloc::set_hard_limit(None) {
+        return fail(err);
+    }
     let work: Box<dyn FnOnce() -> ExitCode + Send> = match cli.command {
         Command::Decode { file, root } => return decode(&file, root),
         Command::Check { file, format } => Box::new(move || check(&file, format.into())),
@@ -174,17 +186,11 @@ fn decode(file: &PathBuf, root: RootType) -> ExitCode {
         Err(err) => return fail(err),
     };
     let text = match root {
-        RootType::Request => message
-            .get_root::<wire::request::Reader<'_>>()
-            .map(|r| format!("{r:?}")),
-        RootType::Response => message
-            .get_root::<wire::response::Reader<'_>>()
-            .map(|r| format!("{r:?}")),
-        RootType::Value => message.get_root::<wire::value::Reader<'_>>().map(|r| format!("{r:?}")),
-        RootType::PythonException => message
-            .get_root::<wire::python_exception::Reader<'_>>()
-            .map(|r| format!("{r:?}")),
-        RootType::Dump => message.get_root::<wire::dump::Reader<'_>>().map(|r| format!("{r:?}")),
+        RootType::Request => as_text::<wire::request::Owned>(&message, "Request"),
+        RootType::Response => as_text::<wire::response::Owned>(&message, "Response"),
+        RootType::Value => as_text::<wire::value::Owned>(&message, "Value"),
+        RootType::PythonException => as_text::<wire::python_exception::Owned>(&message, "PythonException"),
+        RootType::Dump => as_text::<wire::dump::Owned>(&message, "Dump"),
     };
     match text {
         Ok(text) => {
@@ -193,6 +199,25 @@ fn decode(file: &PathBuf, root: RootType) -> ExitCode {
         }
         Err(err) => fail(err),
     }
+}
+
+/// The message, read with root `T` (the schema's `name`), as Cap'n Proto text.
+fn as_text<T>(
+    message: &capnp::message::Reader<impl capnp::message::ReaderSegments>,
+    name: &str,
+) -> Result<String, String>
+where
+    T: capnp::traits::Owned,
+    for<'a> T::Reader<'a>: std::fmt::Debug + capnp::traits::FromPointerReader<'a>,
+{
+    use std::fmt::Write;
+    let root = message.get_root::<T::Reader<'_>>().map_err(|e| e.to_string())?;
+    // The readers' `Debug` writes the text format, and reports bytes that do
+    // not fit the root as a formatting error, which `write!` returns (where
+    // `format!` would panic).
+    let mut text = String::new();
+    write!(text, "{root:?}").map_err(|_| format!("the message is not a {name}"))?;
+    Ok(text)
 }
 
 /// A session opened through the C entry points.
