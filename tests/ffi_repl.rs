@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::{Host, complete, expect_code, function_call, os_call, python_error};
 use monty::{DUMP_VERSION, MIN_SUPPORTED_DUMP_VERSION, ReplContinuationMode};
-use monty_types::{ExcType, MONTY_VERSION, ModuleStub, MontyObject, ResourceLimits, TypeCheckingFormat};
+use monty_types::{
+    ExcType, MONTY_VERSION, ModuleStub, MontyException, MontyObject, ResourceLimits, TypeCheckingFormat,
+};
 use monty_wire::protocol::{
     CallResult, ErrorCode, Feed, NameLookupResult, OpenRepl, OpenRun, Outcome, Request, Response, Severity, TypeCheck,
     TypeCheckOptions, TypeCheckReport,
@@ -44,13 +46,20 @@ fn dump_of(response: Response) -> Vec<u8> {
 }
 
 fn load(dump: Vec<u8>) -> Host {
+    load_with(dump, ResourceLimits::default()).0
+}
+
+/// Loads `dump` into a new session under `limits`; also returns the load's
+/// response, whose usage shows the restored bookkeeping.
+fn load_with(dump: Vec<u8>, limits: ResourceLimits) -> (Host, Response) {
     let host = Host::new();
-    let response = host.send(&Request::LoadSession {
-        dump,
-        limits: ResourceLimits::default(),
-    });
+    let response = host.send(&Request::LoadSession { dump, limits });
     assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
-    host
+    (host, response)
+}
+
+fn message_of(exc: &MontyException) -> &str {
+    exc.message().unwrap_or_default()
 }
 
 fn report(response: Response) -> TypeCheckReport {
@@ -295,6 +304,161 @@ fn dump_a_run_at_every_suspension_kind() {
     assert_eq!(complete(response), MontyObject::list([int(1), int(2)]));
     // A session loaded mid-run has no program to start again.
     expect_code(restored.start(vec![]), ErrorCode::WrongState);
+}
+
+/// Which kind of session a dump test drives: a one-shot run or a REPL feed.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Run,
+    Repl,
+}
+
+impl Kind {
+    /// A session of this kind started on `code`, with `f` (and `fetch`)
+    /// bound to external functions, under `limits`; returns the first
+    /// response.
+    fn start(self, code: &str, limits: ResourceLimits) -> (Host, Response) {
+        let functions = [
+            ("f", MontyObject::function("f", None)),
+            ("fetch", MontyObject::function("fetch", None)),
+        ];
+        match self {
+            Kind::Run => {
+                let host = Host::open(code, &["f", "fetch"], limits);
+                let first = host.start(functions.into_iter().map(|(_, f)| f).collect());
+                (host, first)
+            }
+            Kind::Repl => {
+                let host = repl_with(OpenRepl {
+                    limits,
+                    ..OpenRepl::default()
+                });
+                let mut feed = Feed::new(code);
+                feed.inputs = functions.into_iter().map(|(name, f)| (name.into(), f)).collect();
+                let first = host.send(&Request::FeedStart(feed));
+                (host, first)
+            }
+        }
+    }
+}
+
+#[test]
+fn a_loaded_run_or_feed_counts_suspensions_from_where_it_stopped() {
+    for kind in [Kind::Run, Kind::Repl] {
+        let (host, first) = kind.start("for i in range(10):\n    f(i)", ResourceLimits::default());
+        function_call(first);
+        function_call(host.resume(CallResult::Value(MontyObject::none())));
+        function_call(host.resume(CallResult::Value(MontyObject::none())));
+        let dumped = host.send(&Request::DumpSession);
+        assert_eq!(dumped.usage.suspensions, 3, "{kind:?}");
+        let feed_elapsed = dumped.usage.feed_elapsed;
+        // Three round trips so far: a limit of four leaves exactly one more.
+        let (loaded, response) = load_with(
+            dump_of(dumped),
+            ResourceLimits {
+                max_suspensions: 4,
+                ..ResourceLimits::default()
+            },
+        );
+        assert_eq!(response.usage.suspensions, 3, "{kind:?}");
+        assert!(response.usage.feed_elapsed >= feed_elapsed, "{kind:?}");
+        let call = function_call(loaded.resume(CallResult::Value(MontyObject::none())));
+        assert_eq!(call.args.args().next().map(|a| a.to_owned()), Some(int(3)), "{kind:?}");
+        let exc = python_error(loaded.resume(CallResult::Value(MontyObject::none())));
+        assert_eq!(exc.exc_type(), ExcType::RuntimeError, "{kind:?}");
+        assert_eq!(
+            message_of(&exc),
+            "suspension limit exceeded: more than 4 host round trips",
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn a_dump_already_over_the_load_limits_stops_at_its_next_resume() {
+    for kind in [Kind::Run, Kind::Repl] {
+        let (host, first) = kind.start("for i in range(10):\n    f(i)", ResourceLimits::default());
+        function_call(first);
+        function_call(host.resume(CallResult::Value(MontyObject::none())));
+        function_call(host.resume(CallResult::Value(MontyObject::none())));
+        let (loaded, _) = load_with(
+            dump_of(host.send(&Request::DumpSession)),
+            ResourceLimits {
+                max_suspensions: 2,
+                ..ResourceLimits::default()
+            },
+        );
+        // The host's answer is not delivered: the run ends at once.
+        let exc = python_error(loaded.resume(CallResult::Value(MontyObject::none())));
+        assert_eq!(exc.exc_type(), ExcType::RuntimeError, "{kind:?}");
+        assert_eq!(
+            message_of(&exc),
+            "suspension limit exceeded: more than 2 host round trips",
+            "{kind:?}"
+        );
+        match kind {
+            Kind::Run => expect_code(loaded.resume(CallResult::Value(int(1))), ErrorCode::WrongState),
+            Kind::Repl => {
+                assert_eq!(complete(feed_run(&loaded, "i")), int(2));
+                continue;
+            }
+        };
+    }
+    // Looser limits sent after the load lift the stop.
+    let (host, first) = Kind::Run.start("for i in range(10):\n    f(i)", ResourceLimits::default());
+    function_call(first);
+    function_call(host.resume(CallResult::Value(MontyObject::none())));
+    let tight = ResourceLimits {
+        max_suspensions: 1,
+        ..ResourceLimits::default()
+    };
+    let (loaded, _) = load_with(dump_of(host.send(&Request::DumpSession)), tight);
+    let response = loaded.send(&Request::SetLimits(ResourceLimits::default()));
+    assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
+    function_call(loaded.resume(CallResult::Value(MontyObject::none())));
+}
+
+#[test]
+fn sleep_so_far_travels_in_the_dump() {
+    let code = "import time\nfor _ in range(5):\n    time.sleep(2)";
+    for kind in [Kind::Run, Kind::Repl] {
+        let (host, first) = kind.start(code, ResourceLimits::default());
+        os_call(first);
+        os_call(host.resume_os(CallResult::Value(MontyObject::none())));
+        // Four seconds slept so far.
+        let dump = dump_of(host.send(&Request::DumpSession));
+        let limits = |secs| ResourceLimits {
+            max_total_sleep: Some(Duration::from_secs(secs)),
+            ..ResourceLimits::default()
+        };
+        let (loaded, _) = load_with(dump.clone(), limits(5));
+        let exc = python_error(loaded.resume_os(CallResult::Value(MontyObject::none())));
+        assert_eq!(exc.exc_type(), ExcType::TimeoutError, "{kind:?}");
+        assert_eq!(message_of(&exc), "total sleep limit exceeded: 6s > 5s", "{kind:?}");
+        // Already over the limit: stopped at the next resume.
+        let (loaded, _) = load_with(dump, limits(3));
+        let exc = python_error(loaded.resume_os(CallResult::Value(MontyObject::none())));
+        assert_eq!(message_of(&exc), "total sleep limit exceeded: 4s > 3s", "{kind:?}");
+    }
+}
+
+#[test]
+fn a_future_resolved_not_found_after_a_load_names_its_function() {
+    let code = "import asyncio\nasync def main():\n    return await asyncio.gather(fetch(1), f(2))\nawait main()";
+    for kind in [Kind::Run, Kind::Repl] {
+        let (host, first) = kind.start(code, ResourceLimits::default());
+        let fetch = function_call(first);
+        assert_eq!(fetch.name, "fetch");
+        function_call(host.resume(CallResult::Future));
+        assert!(matches!(
+            host.resume(CallResult::Future).outcome,
+            Outcome::ResolveFutures(_)
+        ));
+        let loaded = load(dump_of(host.send(&Request::DumpSession)));
+        let exc = python_error(loaded.send(&Request::ResolveFutures(vec![(fetch.call_id, CallResult::NotFound)])));
+        assert_eq!(exc.exc_type(), ExcType::NameError, "{kind:?}");
+        assert!(message_of(&exc).contains("'fetch'"), "{kind:?}: {exc}");
+    }
 }
 
 /// The child half of `a_dump_resumes_in_another_process`: loads the dump

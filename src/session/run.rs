@@ -13,7 +13,7 @@ use super::{
     suspension::{Answer, Flight, Suspension, rearm_time_budgets},
 };
 use crate::{
-    dump::{self, DumpKey},
+    dump::{self, DumpKey, FlightRecord},
     protocol::{ErrorCode, OpenRun, Outcome, ProtocolError, Request},
 };
 
@@ -59,13 +59,20 @@ impl RunSession {
     }
 
     /// A session around a run in flight, restored from a session dump.
-    pub(crate) fn resume_loaded(mut progress: Box<RunProgress>, script_name: String, limits: ResourceLimits) -> Self {
+    pub(crate) fn resume_loaded(
+        mut progress: Box<RunProgress>,
+        script_name: String,
+        flight: FlightRecord,
+        limits: ResourceLimits,
+    ) -> Self {
         // A dump keeps the limits its writer had; the host's may only
         // tighten them, where monty lets a suspension's tracker change.
         if let Some(tracker) = progress.tracker_mut() {
             tracker.tighten_limits(&limits);
         }
-        Self::new(None, script_name, limits, Some(progress))
+        let mut session = Self::new(None, script_name, limits, Some(progress));
+        session.flight = Flight::restore(flight, &session.limits);
+        session
     }
 
     fn new(
@@ -120,6 +127,7 @@ impl RunSession {
                         ));
                     };
                     rearm_time_budgets(tracker, &limits);
+                    self.flight.limits_changed(&limits);
                 }
                 self.limits = limits;
                 Ok(Outcome::Ok)
@@ -138,7 +146,15 @@ impl RunSession {
                         "dumpSession needs a run in flight; a ready run session is saved with dumpProgram",
                     ));
                 };
-                dump::dump_session(SessionRef::Running(progress), &self.script_name, None, &[], key).map_or_else(
+                dump::dump_session(
+                    SessionRef::Running(progress),
+                    &self.script_name,
+                    None,
+                    &[],
+                    &self.flight.record(),
+                    key,
+                )
+                .map_or_else(
                     |e| Err(dump_too_large(e)),
                     |message| Ok(Outcome::Dump(message.into_bytes())),
                 )

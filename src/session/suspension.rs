@@ -15,9 +15,12 @@ use monty_types::{
     SourceRange,
 };
 
-use crate::protocol::{
-    CallResult, ErrorCode, FunctionCallEvent, NameLookupEvent, NameLookupResult, OsCallEvent, Outcome, ProtocolError,
-    Request, ResolveFuturesEvent,
+use crate::{
+    dump::FlightRecord,
+    protocol::{
+        CallResult, ErrorCode, FunctionCallEvent, NameLookupEvent, NameLookupResult, OsCallEvent, Outcome,
+        ProtocolError, Request, ResolveFuturesEvent,
+    },
 };
 
 /// A borrowed look at what a suspension waits for.
@@ -229,12 +232,61 @@ pub(crate) struct Flight {
     /// Names of function calls the host turned into futures, so that a
     /// future resolved as "not found" raises a `NameError` naming the function.
     future_names: HashMap<u32, String>,
+    /// Set when a session is loaded from a dump whose run or feed already
+    /// exceeds the load request's host limits: the next resume stops it
+    /// with this instead of continuing.
+    overdue: Option<MontyException>,
 }
 
 impl Flight {
     /// Starts the bookkeeping of a new run or feed.
     pub(crate) fn begin(&mut self) {
         *self = Self::default();
+    }
+
+    /// The bookkeeping a dump carries.
+    pub(crate) fn record(&self) -> FlightRecord {
+        let mut future_names: Vec<(u32, String)> = self
+            .future_names
+            .iter()
+            .map(|(call_id, name)| (*call_id, name.clone()))
+            .collect();
+        // Sorted, so the same state always dumps to the same bytes.
+        future_names.sort_unstable();
+        FlightRecord {
+            suspensions: self.suspensions,
+            total_sleep: self.total_sleep,
+            elapsed: self.elapsed,
+            future_names,
+        }
+    }
+
+    /// The bookkeeping of a loaded dump, checked against the host limits
+    /// the loaded session enforces: the run or feed continues counting
+    /// where the writer stopped.
+    pub(crate) fn restore(record: FlightRecord, limits: &ResourceLimits) -> Self {
+        let mut flight = Self {
+            elapsed: record.elapsed,
+            suspensions: record.suspensions,
+            total_sleep: record.total_sleep,
+            future_names: record.future_names.into_iter().collect(),
+            overdue: None,
+        };
+        flight.overdue = flight.over_host_limits(limits);
+        flight
+    }
+
+    /// New host limits (`setLimits`): a loaded run or feed stopped for
+    /// exceeding the load request's limits is checked against these instead.
+    /// Any other is checked at its next suspension, as always.
+    pub(crate) fn limits_changed(&mut self, limits: &ResourceLimits) {
+        if self.overdue.is_some() {
+            self.overdue = self.over_host_limits(limits);
+        }
+    }
+
+    fn over_host_limits(&self, limits: &ResourceLimits) -> Option<MontyException> {
+        self.suspension_limit(limits).or_else(|| self.sleep_limit(limits))
     }
 
     /// A `wrongState` error for `request`, which needs `needs`.
@@ -250,6 +302,12 @@ impl Flight {
     /// monty's answer; a request that does not fit is refused before
     /// anything is taken out of the session.
     pub(crate) fn prepare(&mut self, view: View<'_>, request: Request) -> Result<Answer, ProtocolError> {
+        // A host's own abort still wins: it ends the run either way.
+        if !matches!(request, Request::Abort(_))
+            && let Some(exc) = self.overdue.take()
+        {
+            return Ok(Answer::Abort(exc));
+        }
         match (view, request) {
             (
                 View::FunctionCall {
@@ -377,12 +435,8 @@ impl Flight {
     /// host; an exception means the run must be aborted with it.
     pub(crate) fn exceeds_host_limits(&mut self, view: View<'_>, limits: &ResourceLimits) -> Option<MontyException> {
         self.suspensions += 1;
-        let max = limits.max_suspensions as u64;
-        if self.suspensions > max {
-            return Some(MontyException::new(
-                ExcType::RuntimeError,
-                Some(format!("suspension limit exceeded: more than {max} host round trips")),
-            ));
+        if let Some(exc) = self.suspension_limit(limits) {
+            return Some(exc);
         }
         if let View::OsCall {
             call: OsFunctionCall::SystemSleep(duration),
@@ -390,16 +444,29 @@ impl Flight {
         } = view
         {
             self.total_sleep = self.total_sleep.saturating_add(*duration);
-            if let Some(max) = limits.max_total_sleep
-                && self.total_sleep > max
-            {
-                return Some(MontyException::new(
-                    ExcType::TimeoutError,
-                    Some(format!("total sleep limit exceeded: {:?} > {max:?}", self.total_sleep)),
-                ));
-            }
+            return self.sleep_limit(limits);
         }
         None
+    }
+
+    fn suspension_limit(&self, limits: &ResourceLimits) -> Option<MontyException> {
+        let max = limits.max_suspensions as u64;
+        (self.suspensions > max).then(|| {
+            MontyException::new(
+                ExcType::RuntimeError,
+                Some(format!("suspension limit exceeded: more than {max} host round trips")),
+            )
+        })
+    }
+
+    fn sleep_limit(&self, limits: &ResourceLimits) -> Option<MontyException> {
+        let max = limits.max_total_sleep?;
+        (self.total_sleep > max).then(|| {
+            MontyException::new(
+                ExcType::TimeoutError,
+                Some(format!("total sleep limit exceeded: {:?} > {max:?}", self.total_sleep)),
+            )
+        })
     }
 }
 
