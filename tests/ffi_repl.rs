@@ -461,6 +461,74 @@ fn a_future_resolved_not_found_after_a_load_names_its_function() {
     }
 }
 
+#[test]
+fn a_run_loaded_at_an_os_call_takes_the_load_limits() {
+    // The host-enforced limits apply from the first resume.
+    let (host, first) = Kind::Run.start("import os\nos.getenv('A')\nf()", ResourceLimits::default());
+    os_call(first);
+    let (loaded, _) = load_with(
+        dump_of(host.send(&Request::DumpSession)),
+        ResourceLimits {
+            max_suspensions: 1,
+            ..ResourceLimits::default()
+        },
+    );
+    let exc = python_error(loaded.resume_os(CallResult::Value(MontyObject::none())));
+    assert_eq!(
+        message_of(&exc),
+        "suspension limit exceeded: more than 1 host round trips"
+    );
+
+    // monty lets a run's time budget change only at a function call, so a
+    // run loaded at an OS call takes it there; the writer's 30 s budget
+    // would end the spin too, but later and naming 30 s.
+    let spin = "import os\nos.getenv('A')\nf()\nwhile True:\n    pass";
+    let writer = ResourceLimits {
+        max_feed_duration: Some(Duration::from_secs(30)),
+        ..ResourceLimits::default()
+    };
+    let loader = ResourceLimits {
+        max_feed_duration: Some(Duration::from_millis(100)),
+        ..ResourceLimits::default()
+    };
+    let (host, first) = Kind::Run.start(spin, writer.clone());
+    os_call(first);
+    let (loaded, _) = load_with(dump_of(host.send(&Request::DumpSession)), loader.clone());
+    function_call(loaded.resume_os(CallResult::Value(MontyObject::none())));
+    let exc = python_error(loaded.resume(CallResult::Value(MontyObject::none())));
+    assert_eq!(exc.exc_type(), ExcType::TimeoutError);
+    assert!(message_of(&exc).ends_with("> 100ms"), "{exc}");
+
+    // A REPL's tracker can always change: the budget applies at once.
+    let (host, first) = Kind::Repl.start("import os\nos.getenv('A')\nwhile True:\n    pass", writer);
+    os_call(first);
+    let (loaded, _) = load_with(dump_of(host.send(&Request::DumpSession)), loader);
+    let exc = python_error(loaded.resume_os(CallResult::Value(MontyObject::none())));
+    assert_eq!(exc.exc_type(), ExcType::TimeoutError);
+    assert!(message_of(&exc).ends_with("> 100ms"), "{exc}");
+}
+
+#[test]
+fn a_dump_keeps_its_writers_host_limits() {
+    let writer = ResourceLimits {
+        max_suspensions: 2,
+        ..ResourceLimits::default()
+    };
+    for kind in [Kind::Run, Kind::Repl] {
+        let (host, first) = kind.start("import os\nos.getenv('A')\nf()\nf()", writer.clone());
+        os_call(first);
+        // The load asks for the default 1000; the dump's 2 still holds.
+        let loaded = load(dump_of(host.send(&Request::DumpSession)));
+        function_call(loaded.resume_os(CallResult::Value(MontyObject::none())));
+        let exc = python_error(loaded.resume(CallResult::Value(MontyObject::none())));
+        assert_eq!(
+            message_of(&exc),
+            "suspension limit exceeded: more than 2 host round trips",
+            "{kind:?}"
+        );
+    }
+}
+
 /// The child half of `a_dump_resumes_in_another_process`: loads the dump
 /// the parent wrote, resolves both futures, checks the result and writes it
 /// to the marker file the parent reads, so the parent knows this ran.

@@ -13,7 +13,7 @@ use super::typecheck::ReplTypeCheck;
 use super::{
     Turn,
     run::dump_too_large,
-    suspension::{Answer, Flight, Suspension, rearm_time_budgets},
+    suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
 };
 #[cfg(feature = "type-check")]
 use crate::protocol::Feed;
@@ -72,11 +72,14 @@ impl ReplSession {
             monty::Session::Suspended(progress) => Phase::Suspended(progress),
             monty::Session::Running(_) => unreachable!("run dumps restore into run sessions"),
         };
-        // A dump keeps the limits its writer had; the host's may only tighten them.
-        match &mut phase {
-            Phase::Idle(repl) => repl.tracker_mut().tighten_limits(&limits),
-            Phase::Suspended(progress) => ReplProgress::tracker_mut(progress).tighten_limits(&limits),
-        }
+        // A dump keeps the limits its writer had; the host's may only tighten
+        // them. A REPL's tracker can always change, so they apply at once.
+        let tracker = match &mut phase {
+            Phase::Idle(repl) => repl.tracker_mut(),
+            Phase::Suspended(progress) => ReplProgress::tracker_mut(progress),
+        };
+        tracker.tighten_limits(&limits);
+        let limits = host_limits_after_load(limits, Some(tracker));
         let flight = Flight::restore(flight, &limits);
         #[cfg(feature = "type-check")]
         let type_check = dump.type_check.map(|state| ReplTypeCheck {

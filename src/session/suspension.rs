@@ -131,6 +131,8 @@ pub(crate) trait Suspension: Sized {
     fn answer(self, answer: Answer, print: PrintWriter<'_>) -> Self::Next;
     /// The tracker whose time budgets can be re-armed, where monty allows it.
     fn tracker_mut(&mut self) -> Option<&mut ResourceTracker>;
+    /// The tracker, to read its limits; `None` only once complete.
+    fn tracker(&self) -> Option<&ResourceTracker>;
 }
 
 /// Calls the method of one answer on whichever suspension struct it fits.
@@ -202,6 +204,16 @@ impl Suspension for RunProgress {
             _ => None,
         }
     }
+
+    fn tracker(&self) -> Option<&ResourceTracker> {
+        match self {
+            RunProgress::FunctionCall(call) => Some(call.tracker()),
+            RunProgress::OsCall(call) => Some(call.tracker()),
+            RunProgress::NameLookup(lookup) => Some(lookup.tracker()),
+            RunProgress::ResolveFutures(pending) => Some(pending.tracker()),
+            RunProgress::Complete(_) => None,
+        }
+    }
 }
 
 impl Suspension for ReplProgress {
@@ -217,6 +229,10 @@ impl Suspension for ReplProgress {
 
     fn tracker_mut(&mut self) -> Option<&mut ResourceTracker> {
         Some(ReplProgress::tracker_mut(self))
+    }
+
+    fn tracker(&self) -> Option<&ResourceTracker> {
+        Some(ReplProgress::tracker(self))
     }
 }
 
@@ -467,6 +483,24 @@ impl Flight {
                 Some(format!("total sleep limit exceeded: {:?} > {max:?}", self.total_sleep)),
             )
         })
+    }
+}
+
+/// The host-enforced limits of a session loaded from a dump: the load
+/// request's, tightened by those the dump's tracker kept (a dump keeps its
+/// writer's limits, and a load may only tighten them).
+pub(crate) fn host_limits_after_load(requested: ResourceLimits, dumped: Option<&ResourceTracker>) -> ResourceLimits {
+    let Some(dumped) = dumped else {
+        return requested;
+    };
+    let max_total_sleep = match (requested.max_total_sleep, dumped.max_total_sleep()) {
+        (Some(requested), Some(dumped)) => Some(requested.min(dumped)),
+        (requested, dumped) => requested.or(dumped),
+    };
+    ResourceLimits {
+        max_suspensions: requested.max_suspensions.min(dumped.max_suspensions()),
+        max_total_sleep,
+        ..requested
     }
 }
 
