@@ -5,10 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Host, complete, expect_code, function_call, os_call, python_error};
+use common::{Host, complete, expect_code, function_call, os_call, python_error, with_big_stack};
 use monty::{DUMP_VERSION, MIN_SUPPORTED_DUMP_VERSION, ReplContinuationMode};
 use monty_types::{
-    ExcType, MONTY_VERSION, ModuleStub, MontyException, MontyObject, ResourceLimits, TypeCheckingFormat,
+    ExcType, MONTY_VERSION, ModuleStub, MontyException, MontyObject, MontyUuid, OsFunctionCall, ResourceLimits,
+    TypeCheckingFormat,
 };
 use monty_wire::protocol::{
     CallResult, ErrorCode, Feed, NameLookupResult, OpenRepl, OpenRun, Outcome, Request, Response, Severity, TypeCheck,
@@ -202,6 +203,146 @@ fn limits_stop_a_runaway_snippet_and_the_session_stays_usable() {
         ExcType::TimeoutError
     );
     assert_eq!(complete(feed_run(&host, "kept")), MontyObject::string("yes"));
+}
+
+#[test]
+fn feeds_report_their_usage() {
+    let host = repl();
+    let busy = feed_run(&host, "total = 0\nfor i in range(20000):\n    total += i\ntotal");
+    let busy_usage = busy.usage;
+    assert_eq!(complete(busy), int(199_990_000));
+    assert!(busy_usage.turn_elapsed > Duration::ZERO, "{busy_usage:?}");
+    // One request: the snippet's time is this request's time.
+    assert_eq!(busy_usage.feed_elapsed, busy_usage.turn_elapsed);
+    assert!(busy_usage.elapsed >= busy_usage.feed_elapsed, "{busy_usage:?}");
+    assert!(busy_usage.wall >= busy_usage.turn_elapsed, "{busy_usage:?}");
+    assert!(busy_usage.wall < Duration::from_secs(60), "{busy_usage:?}");
+    assert_eq!(busy_usage.suspensions, 0);
+
+    // A feed that suspends: its time and round trips add up over its requests.
+    let mut feed = Feed::new("a = f(1)\nb = f(2)\nfor i in range(20000):\n    pass\na + b");
+    feed.inputs = vec![("f".into(), MontyObject::function("f", None))];
+    let first = host.send(&Request::FeedStart(feed));
+    let first_usage = first.usage;
+    function_call(first);
+    assert_eq!(first_usage.suspensions, 1);
+    // feedElapsed is this snippet's, not the last one's.
+    assert_eq!(first_usage.feed_elapsed, first_usage.turn_elapsed);
+    assert_eq!(first_usage.elapsed, busy_usage.elapsed + first_usage.turn_elapsed);
+    let second = host.resume(CallResult::Value(int(1)));
+    let second_usage = second.usage;
+    function_call(second);
+    assert_eq!(second_usage.suspensions, 2);
+    assert_eq!(
+        second_usage.feed_elapsed,
+        first_usage.feed_elapsed + second_usage.turn_elapsed
+    );
+    let last = host.resume(CallResult::Value(int(2)));
+    let last_usage = last.usage;
+    assert_eq!(complete(last), int(3));
+    assert_eq!(last_usage.suspensions, 2);
+    assert_eq!(
+        last_usage.feed_elapsed,
+        second_usage.feed_elapsed + last_usage.turn_elapsed
+    );
+    assert!(last_usage.turn_elapsed > Duration::ZERO, "{last_usage:?}");
+
+    // The next snippet starts its own count.
+    let next = feed_run(&host, "1");
+    assert_eq!(next.usage.suspensions, 0);
+    assert_eq!(next.usage.feed_elapsed, next.usage.turn_elapsed);
+    assert_eq!(next.usage.elapsed, last_usage.elapsed + next.usage.turn_elapsed);
+}
+
+#[test]
+fn a_time_limit_stops_a_runaway_function_call() {
+    let host = repl();
+    complete(feed_run(
+        &host,
+        "def spin():\n    while True: pass\ndef two():\n    return 2",
+    ));
+    let response = host.send(&Request::SetLimits(ResourceLimits {
+        max_feed_duration: Some(Duration::from_millis(150)),
+        ..ResourceLimits::default()
+    }));
+    assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
+    let exc = python_error(host.send(&Request::CallFunction {
+        name: "spin".into(),
+        args: vec![],
+    }));
+    assert_eq!(exc.exc_type(), ExcType::TimeoutError);
+    assert!(message_of(&exc).ends_with("> 150ms"), "{exc}");
+    // Each call has its own budget, and the session is still usable.
+    let response = host.send(&Request::CallFunction {
+        name: "two".into(),
+        args: vec![],
+    });
+    assert_eq!(complete(response), int(2));
+    assert_eq!(complete(feed_run(&host, "two() + 1")), int(3));
+}
+
+#[test]
+fn the_recursion_limit_raises_recursion_error_and_the_repl_lives_on() {
+    with_big_stack(|| {
+        let host = repl_with(OpenRepl {
+            limits: ResourceLimits {
+                max_recursion_depth: 50,
+                ..ResourceLimits::default()
+            },
+            ..OpenRepl::default()
+        });
+        complete(feed_run(
+            &host,
+            "def down(n):\n    return 0 if n == 0 else 1 + down(n - 1)\nkept = 'yes'",
+        ));
+        let exc = python_error(feed_run(&host, "down(10000)"));
+        assert_eq!(exc.exc_type(), ExcType::RecursionError);
+        let exc = python_error(host.send(&Request::CallFunction {
+            name: "down".into(),
+            args: vec![int(10_000)],
+        }));
+        assert_eq!(exc.exc_type(), ExcType::RecursionError);
+        // Shallow recursion and the globals are still there.
+        assert_eq!(complete(feed_run(&host, "down(20)")), int(20));
+        assert_eq!(complete(feed_run(&host, "kept")), MontyObject::string("yes"));
+    });
+}
+
+#[test]
+fn a_type_checking_repl_checks_imports_of_host_modules() {
+    let host = repl_with(OpenRepl {
+        type_check: Some(TypeCheckOptions {
+            module_stubs: vec![ModuleStub::new("tools", "def fetch(url: str) -> bytes: ...").expect("stub")],
+            ..TypeCheckOptions::default()
+        }),
+        ..OpenRepl::default()
+    });
+    // The import checks clean and runs: the host supplies the module.
+    let import = os_call(feed_start(&host, "import tools\nsize = len(tools.fetch('u'))\nsize"));
+    assert!(
+        matches!(&import.call, OsFunctionCall::Import(name) if name == "tools"),
+        "{:?}",
+        import.call
+    );
+    let module = MontyObject::module(
+        "tools",
+        MontyUuid::from_u128(1),
+        [(MontyObject::string("fetch"), MontyObject::function("fetch", None))],
+    );
+    let call = function_call(host.resume_os(CallResult::Value(module)));
+    assert_eq!(call.name, "fetch");
+    assert_eq!(
+        complete(host.resume(CallResult::Value(MontyObject::bytes(b"abc".to_vec())))),
+        int(3)
+    );
+    // A wrong call into the module is flagged, and not run.
+    let refused = report(feed_run(&host, "tools.fetch(1)"));
+    let codes: Vec<&str> = refused.diagnostics.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["invalid-argument-type"], "{refused:?}");
+    assert!(refused.rendered.contains("fetch"), "{}", refused.rendered);
+    // Unknown names in the module are flagged too.
+    let refused = report(feed_run(&host, "tools.store(b'x')"));
+    assert_eq!(refused.diagnostics[0].code, "unresolved-attribute", "{refused:?}");
 }
 
 #[test]
