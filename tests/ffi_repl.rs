@@ -891,6 +891,98 @@ fn type_check(code: &str, format: TypeCheckingFormat) -> TypeCheckReport {
     }))))
 }
 
+/// Checks that `rendered` is `format`'s rendering of the one diagnostic of
+/// `f('a')` (rule invalid-argument-type, main.py line 1, columns 3 to 6).
+fn assert_rendered(format: TypeCheckingFormat, rendered: &str) {
+    use serde_json::Value;
+    const RULE: &str = "invalid-argument-type";
+    let json = || serde_json::from_str::<Value>(rendered).unwrap_or_else(|e| panic!("{format:?}: {e}: {rendered}"));
+    let text = |value: &Value| {
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("{format:?}: {value}"))
+            .to_owned()
+    };
+    match format {
+        TypeCheckingFormat::Full => {
+            assert!(rendered.starts_with(&format!("error[{RULE}]: ")), "{rendered}");
+            assert!(rendered.contains("--> main.py:1:3"), "{rendered}");
+        }
+        TypeCheckingFormat::Concise => {
+            assert!(
+                rendered.starts_with(&format!("main.py:1:3: error[{RULE}] ")),
+                "{rendered}"
+            );
+        }
+        TypeCheckingFormat::Azure => {
+            assert!(rendered.starts_with("##vso[task.logissue type=error;"), "{rendered}");
+            assert!(rendered.contains("main.py;linenumber=1;columnnumber=3;"), "{rendered}");
+            assert!(rendered.contains(&format!("code={RULE};")), "{rendered}");
+        }
+        TypeCheckingFormat::Json => {
+            let diagnostics = json();
+            let [diagnostic] = diagnostics.as_array().expect("a JSON array").as_slice() else {
+                panic!("one diagnostic: {rendered}")
+            };
+            assert_eq!(diagnostic["code"], RULE);
+            assert!(text(&diagnostic["filename"]).ends_with("main.py"), "{rendered}");
+            assert_eq!(
+                (&diagnostic["location"]["row"], &diagnostic["location"]["column"]),
+                (&1.into(), &3.into())
+            );
+        }
+        TypeCheckingFormat::JsonLines => {
+            let lines: Vec<Value> = rendered
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(|line| serde_json::from_str(line).expect("a JSON line"))
+                .collect();
+            assert_eq!(lines.len(), 1, "{rendered}");
+            assert_eq!(lines[0]["code"], RULE);
+            assert_eq!(lines[0]["location"]["row"], 1);
+        }
+        TypeCheckingFormat::Rdjson => {
+            let report = json();
+            let [diagnostic] = report["diagnostics"].as_array().expect("diagnostics").as_slice() else {
+                panic!("one diagnostic: {rendered}")
+            };
+            assert_eq!(diagnostic["code"]["value"], RULE);
+            let location = &diagnostic["location"];
+            assert!(text(&location["path"]).ends_with("main.py"), "{rendered}");
+            assert_eq!(location["range"]["start"]["line"], 1);
+            assert_eq!(location["range"]["start"]["column"], 3);
+            assert_eq!(location["range"]["end"]["column"], 6);
+        }
+        TypeCheckingFormat::Pylint => {
+            assert!(rendered.starts_with(&format!("main.py:1: [{RULE}] ")), "{rendered}");
+        }
+        TypeCheckingFormat::Gitlab => {
+            let issues = json();
+            let [issue] = issues.as_array().expect("a JSON array").as_slice() else {
+                panic!("one issue: {rendered}")
+            };
+            assert_eq!(issue["check_name"], RULE);
+            assert_eq!(issue["location"]["path"], "main.py");
+            assert_eq!(issue["location"]["positions"]["begin"]["line"], 1);
+            assert_eq!(issue["location"]["positions"]["begin"]["column"], 3);
+            assert!(text(&issue["fingerprint"]).len() >= 8, "{rendered}");
+        }
+        TypeCheckingFormat::Github => {
+            // A workflow command: `::error <properties>::<message>`.
+            let annotation = rendered
+                .strip_prefix("::error ")
+                .unwrap_or_else(|| panic!("{rendered}"));
+            let (properties, message) = annotation.split_once("::").expect("properties::message");
+            assert!(properties.contains(&format!("title=monty ({RULE})")), "{properties}");
+            assert!(
+                properties.contains("main.py,line=1,col=3,endLine=1,endColumn=6"),
+                "{properties}"
+            );
+            assert!(message.contains(RULE), "{message}");
+        }
+    }
+}
+
 #[test]
 fn type_check_reports_structured_diagnostics_in_every_format() {
     for format in [
@@ -912,10 +1004,7 @@ fn type_check_reports_structured_diagnostics_in_every_format() {
         assert_eq!(diagnostic.file, "main.py");
         assert_eq!((diagnostic.start_line, diagnostic.start_column), (1, 3));
         assert_eq!((diagnostic.end_line, diagnostic.end_column), (1, 6));
-        assert!(!report.rendered.is_empty(), "{format:?}");
-        if format == TypeCheckingFormat::Concise {
-            assert!(report.rendered.contains("main.py:1:3"), "{}", report.rendered);
-        }
+        assert_rendered(format, &report.rendered);
     }
     let clean = type_check("f(1)\n", TypeCheckingFormat::Full);
     assert!(clean.diagnostics.is_empty() && clean.rendered.is_empty(), "{clean:?}");
