@@ -316,13 +316,17 @@ fn seal(
     root.set_suspensions(flight.suspensions);
     root.set_total_sleep_nanos(duration_nanos(flight.total_sleep));
     root.set_feed_elapsed_nanos(duration_nanos(flight.elapsed));
-    let count = u32::try_from(flight.future_names.len())
-        .map_err(|_| DumpEncodeError("more pending futures than a list holds".into()))?;
-    let mut names = root.reborrow().init_future_names(count);
-    for (i, (call_id, name)) in (0..count).zip(&flight.future_names) {
-        let mut entry = names.reborrow().get(i);
-        entry.set_call_id(*call_id);
-        entry.set_name(name);
+    // Left null when empty (which reads back as an empty list): an empty
+    // struct list would still take a tag word after the payload.
+    if !flight.future_names.is_empty() {
+        let count = u32::try_from(flight.future_names.len())
+            .map_err(|_| DumpEncodeError("more pending futures than a list holds".into()))?;
+        let mut names = root.reborrow().init_future_names(count);
+        for (i, (call_id, name)) in (0..count).zip(&flight.future_names) {
+            let mut entry = names.reborrow().get(i);
+            entry.set_call_id(*call_id);
+            entry.set_name(name);
+        }
     }
     match key.mac() {
         None => root.init_seal().set_none(()),
