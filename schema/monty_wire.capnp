@@ -854,7 +854,23 @@ struct Dump {
   montyDumpVersion @4 :UInt16;       # monty's dump format version (0 for programs, which have none)
   seal :union {
     none @5 :Void;                   # written without a key
-    hmacSha256 @6 :Data;             # HMAC-SHA256 under the host's key of every field above
+    hmacSha256 @6 :Data;             # HMAC-SHA256 under the host's key of every other field
+  }
+
+  # The engine's own bookkeeping of the run or feed in flight, which monty's
+  # payload does not hold, so a loaded session enforces the host's limits
+  # and names futures exactly as the writer would have. For an idle REPL it
+  # is that of the last snippet; zero and empty in program dumps.
+  suspensions @7 :UInt64;            # host round trips so far (counted against maxSuspensions)
+  totalSleepNanos @8 :UInt64;        # system.sleep time so far (counted against maxTotalSleep)
+  feedElapsedNanos @9 :UInt64;       # interpreter time so far (Usage.feedElapsedNanos)
+  futureNames @10 :List(FutureName); # function calls the host turned into futures, not yet resolved
+
+  # A pending future and the function whose call made it: a future resolved
+  # `notFound` raises a NameError naming that function.
+  struct FutureName {
+    callId @0 :UInt32;
+    name @1 :Text;
   }
 }
 

@@ -12,6 +12,8 @@
 //! over the whole envelope, and a dump whose tag does not verify is refused
 //! before monty reads a byte of its payload.
 
+use std::time::Duration;
+
 use hmac::{Hmac, KeyInit, Mac};
 use monty::{DUMP_VERSION, Dump, MIN_SUPPORTED_DUMP_VERSION, MontyRun, SessionRef};
 use monty_types::{MONTY_VERSION, ModuleStub, TypeCheckState};
@@ -20,7 +22,9 @@ use thiserror::Error;
 
 use crate::{
     PROTOCOL_VERSION,
-    codec::{DecodeLimits, WireMessage, builder_with_capacity, read_message, value::checked_data},
+    codec::{
+        DecodeLimits, WireMessage, builder_with_capacity, limits::duration_nanos, read_message, value::checked_data,
+    },
     error::DecodeError,
     schema::monty_wire_capnp as wire,
 };
@@ -161,6 +165,32 @@ pub enum DumpError {
     Payload(String),
 }
 
+/// The engine's bookkeeping of a run or feed in flight, which monty's payload
+/// does not hold. It travels in the envelope so a loaded session counts the
+/// host-enforced limits from where the writer stopped and names futures as
+/// the writer would have.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlightRecord {
+    /// Host round trips so far.
+    pub suspensions: u64,
+    /// `system.sleep` time so far.
+    pub total_sleep: Duration,
+    /// Interpreter time so far.
+    pub elapsed: Duration,
+    /// Function calls the host turned into futures, not yet resolved: call
+    /// id and function name.
+    pub future_names: Vec<(u32, String)>,
+}
+
+/// A session dump, read back: monty's part and the engine's.
+#[derive(Debug)]
+pub struct LoadedSession {
+    /// What monty restored.
+    pub session: Dump,
+    /// What the engine restores.
+    pub flight: FlightRecord,
+}
+
 /// Serialization failed (a payload larger than a message can hold).
 #[derive(Debug, Error)]
 #[error("cannot dump: {0}")]
@@ -169,28 +199,30 @@ pub struct DumpEncodeError(pub String);
 /// Dumps a compiled, not yet started program.
 pub fn dump_program(program: &MontyRun, key: &DumpKey) -> Result<WireMessage, DumpEncodeError> {
     let payload = minicbor_serde::to_vec(program).map_err(|e| DumpEncodeError(e.to_string()))?;
-    seal(DumpKind::Program, 0, &payload, key)
+    seal(DumpKind::Program, 0, &payload, &FlightRecord::default(), key)
 }
 
 /// Loads a program written by [`dump_program`].
 pub fn load_program(bytes: &[u8], key: &DumpKey) -> Result<MontyRun, DumpError> {
-    let (kind, _, payload) = open(bytes, key)?;
-    if kind != DumpKind::Program {
+    let opened = open(bytes, key)?;
+    if opened.kind != DumpKind::Program {
         return Err(DumpError::WrongKind {
             request: "loadProgram",
-            found: kind.name(),
+            found: opened.kind.name(),
         });
     }
-    minicbor_serde::from_slice(&payload).map_err(|e| DumpError::Payload(e.to_string()))
+    minicbor_serde::from_slice(&opened.payload).map_err(|e| DumpError::Payload(e.to_string()))
 }
 
 /// Dumps a REPL or a run in flight, with monty's own dump format inside
-/// (which also carries a REPL's type-checking state and module stubs).
+/// (which also carries a REPL's type-checking state and module stubs) and
+/// the engine's bookkeeping beside it.
 pub fn dump_session(
     state: SessionRef<'_>,
     script_name: &str,
     type_check: Option<&TypeCheckState>,
     module_stubs: &[ModuleStub],
+    flight: &FlightRecord,
     key: &DumpKey,
 ) -> Result<WireMessage, DumpEncodeError> {
     let kind = match state {
@@ -200,75 +232,132 @@ pub fn dump_session(
     };
     let payload =
         monty::dump(script_name, type_check, module_stubs, state).map_err(|e| DumpEncodeError(e.to_string()))?;
-    seal(kind, DUMP_VERSION, &payload, key)
+    seal(kind, DUMP_VERSION, &payload, flight, key)
 }
 
 /// Loads what [`dump_session`] wrote.
-pub fn load_session(bytes: &[u8], key: &DumpKey) -> Result<Dump, DumpError> {
-    let (kind, dump_version, payload) = open(bytes, key)?;
-    if kind == DumpKind::Program {
+pub fn load_session(bytes: &[u8], key: &DumpKey) -> Result<LoadedSession, DumpError> {
+    let opened = open(bytes, key)?;
+    if opened.kind == DumpKind::Program {
         return Err(DumpError::WrongKind {
             request: "loadSession",
-            found: kind.name(),
+            found: opened.kind.name(),
         });
     }
     // Refused here, from the envelope's label, so monty never starts on a
     // payload it cannot read.
-    if !(MIN_SUPPORTED_DUMP_VERSION..=DUMP_VERSION).contains(&dump_version) {
+    if !(MIN_SUPPORTED_DUMP_VERSION..=DUMP_VERSION).contains(&opened.dump_version) {
         return Err(DumpError::DumpVersion {
-            found: dump_version,
+            found: opened.dump_version,
             min_supported: MIN_SUPPORTED_DUMP_VERSION,
             max_supported: DUMP_VERSION,
             monty: MONTY_VERSION,
         });
     }
-    Dump::load(&payload).map_err(|e| DumpError::Payload(e.to_string()))
+    let session = Dump::load(&opened.payload).map_err(|e| DumpError::Payload(e.to_string()))?;
+    Ok(LoadedSession {
+        session,
+        flight: opened.flight,
+    })
+}
+
+/// Every envelope field the seal covers.
+struct SealedFields<'a> {
+    kind: DumpKind,
+    protocol: u32,
+    monty_version: &'a str,
+    dump_version: u16,
+    payload: &'a [u8],
+    flight: &'a FlightRecord,
 }
 
 /// Feeds `mac` the bytes the seal covers: every envelope field but the
 /// seal, each length-prefixed, so no two envelopes share a tag input. Seal
 /// and open both use this, and the payload is hashed where it lies rather
 /// than copied first.
-fn update_seal(
-    mac: &mut HmacSha256,
-    kind: DumpKind,
-    protocol: u32,
-    monty_version: &str,
-    dump_version: u16,
-    payload: &[u8],
-) {
+fn update_seal(mac: &mut HmacSha256, fields: &SealedFields<'_>) {
+    let length = |len: usize| (len as u64).to_le_bytes();
     mac.update(b"monty-wire dump\0");
-    mac.update(&(kind.to_wire() as u16).to_le_bytes());
-    mac.update(&protocol.to_le_bytes());
-    mac.update(&dump_version.to_le_bytes());
-    mac.update(&(monty_version.len() as u64).to_le_bytes());
-    mac.update(monty_version.as_bytes());
-    mac.update(&(payload.len() as u64).to_le_bytes());
-    mac.update(payload);
+    mac.update(&(fields.kind.to_wire() as u16).to_le_bytes());
+    mac.update(&fields.protocol.to_le_bytes());
+    mac.update(&fields.dump_version.to_le_bytes());
+    mac.update(&length(fields.monty_version.len()));
+    mac.update(fields.monty_version.as_bytes());
+    mac.update(&length(fields.payload.len()));
+    mac.update(fields.payload);
+    let flight = fields.flight;
+    mac.update(&flight.suspensions.to_le_bytes());
+    mac.update(&duration_nanos(flight.total_sleep).to_le_bytes());
+    mac.update(&duration_nanos(flight.elapsed).to_le_bytes());
+    mac.update(&length(flight.future_names.len()));
+    for (call_id, name) in &flight.future_names {
+        mac.update(&call_id.to_le_bytes());
+        mac.update(&length(name.len()));
+        mac.update(name.as_bytes());
+    }
 }
 
-fn seal(kind: DumpKind, dump_version: u16, payload: &[u8], key: &DumpKey) -> Result<WireMessage, DumpEncodeError> {
+fn seal(
+    kind: DumpKind,
+    dump_version: u16,
+    payload: &[u8],
+    flight: &FlightRecord,
+    key: &DumpKey,
+) -> Result<WireMessage, DumpEncodeError> {
     let payload = checked_data(payload, "dump payload").map_err(|e| DumpEncodeError(e.to_string()))?;
-    let mut message = builder_with_capacity(payload.len() / 8 + 64);
+    let names_len: usize = flight.future_names.iter().map(|(_, name)| name.len() / 8 + 2).sum();
+    let mut message = builder_with_capacity(payload.len() / 8 + names_len + 64);
     let mut root = message.init_root::<wire::dump::Builder<'_>>();
     root.set_kind(kind.to_wire());
     root.set_protocol_version(PROTOCOL_VERSION);
     root.set_monty_version(MONTY_VERSION);
     root.set_monty_dump_version(dump_version);
     root.set_payload(payload);
+    root.set_suspensions(flight.suspensions);
+    root.set_total_sleep_nanos(duration_nanos(flight.total_sleep));
+    root.set_feed_elapsed_nanos(duration_nanos(flight.elapsed));
+    // Left null when empty (which reads back as an empty list): an empty
+    // struct list would still take a tag word after the payload.
+    if !flight.future_names.is_empty() {
+        let count = u32::try_from(flight.future_names.len())
+            .map_err(|_| DumpEncodeError("more pending futures than a list holds".into()))?;
+        let mut names = root.reborrow().init_future_names(count);
+        for (i, (call_id, name)) in (0..count).zip(&flight.future_names) {
+            let mut entry = names.reborrow().get(i);
+            entry.set_call_id(*call_id);
+            entry.set_name(name);
+        }
+    }
     match key.mac() {
         None => root.init_seal().set_none(()),
         Some(mut mac) => {
-            update_seal(&mut mac, kind, PROTOCOL_VERSION, MONTY_VERSION, dump_version, payload);
+            update_seal(
+                &mut mac,
+                &SealedFields {
+                    kind,
+                    protocol: PROTOCOL_VERSION,
+                    monty_version: MONTY_VERSION,
+                    dump_version,
+                    payload,
+                    flight,
+                },
+            );
             root.init_seal().set_hmac_sha256(&mac.finalize().into_bytes());
         }
     }
     Ok(WireMessage::from_builder(&message))
 }
 
-/// Checks the envelope (seal first) and returns its kind, monty's dump
-/// format version and the payload.
-fn open(bytes: &[u8], key: &DumpKey) -> Result<(DumpKind, u16, Vec<u8>), DumpError> {
+/// An envelope whose seal (if any) verified.
+struct Opened {
+    kind: DumpKind,
+    dump_version: u16,
+    payload: Vec<u8>,
+    flight: FlightRecord,
+}
+
+/// Checks the envelope (seal first) and returns what it holds.
+fn open(bytes: &[u8], key: &DumpKey) -> Result<Opened, DumpError> {
     let message = read_message(bytes, &DecodeLimits::default())?;
     let root = message
         .get_root::<wire::dump::Reader<'_>>()
@@ -281,6 +370,7 @@ fn open(bytes: &[u8], key: &DumpKey) -> Result<(DumpKind, u16, Vec<u8>), DumpErr
     })?;
     let dump_version = root.get_monty_dump_version();
     let payload = root.get_payload().map_err(DecodeError::from)?;
+    let flight = read_flight(root)?;
     let tag = match root.get_seal().which().map_err(|e| DecodeError::UnknownUnionArm {
         union_name: "Dump.seal",
         value: e.0,
@@ -293,7 +383,17 @@ fn open(bytes: &[u8], key: &DumpKey) -> Result<(DumpKind, u16, Vec<u8>), DumpErr
         (Some(_), None) => return Err(DumpError::NotSealed),
         (None, Some(_)) => return Err(DumpError::NoKey),
         (Some(mut mac), Some(tag)) => {
-            update_seal(&mut mac, kind, protocol, version, dump_version, payload);
+            update_seal(
+                &mut mac,
+                &SealedFields {
+                    kind,
+                    protocol,
+                    monty_version: version,
+                    dump_version,
+                    payload,
+                    flight: &flight,
+                },
+            );
             // `verify_slice` compares in constant time.
             mac.verify_slice(tag).map_err(|_| DumpError::BadSeal)?;
         }
@@ -310,7 +410,31 @@ fn open(bytes: &[u8], key: &DumpKey) -> Result<(DumpKind, u16, Vec<u8>), DumpErr
             expected: MONTY_VERSION,
         });
     }
-    Ok((kind, dump_version, payload.to_vec()))
+    Ok(Opened {
+        kind,
+        dump_version,
+        payload: payload.to_vec(),
+        flight,
+    })
+}
+
+fn read_flight(root: wire::dump::Reader<'_>) -> Result<FlightRecord, DecodeError> {
+    let future_names = root
+        .get_future_names()?
+        .iter()
+        .map(|entry| {
+            let name = entry.get_name()?.to_str().map_err(|_| DecodeError::InvalidUtf8 {
+                field: "Dump.FutureName.name",
+            })?;
+            Ok((entry.get_call_id(), name.to_owned()))
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    Ok(FlightRecord {
+        suspensions: root.get_suspensions(),
+        total_sleep: Duration::from_nanos(root.get_total_sleep_nanos()),
+        elapsed: Duration::from_nanos(root.get_feed_elapsed_nanos()),
+        future_names,
+    })
 }
 
 #[cfg(test)]
@@ -328,6 +452,13 @@ mod tests {
         input.extend_from_slice(MONTY_VERSION.as_bytes());
         input.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         input.extend_from_slice(payload);
+        input.extend_from_slice(&3u64.to_le_bytes());
+        input.extend_from_slice(&2_000_000_000u64.to_le_bytes());
+        input.extend_from_slice(&5_000u64.to_le_bytes());
+        input.extend_from_slice(&1u64.to_le_bytes());
+        input.extend_from_slice(&7u32.to_le_bytes());
+        input.extend_from_slice(&5u64.to_le_bytes());
+        input.extend_from_slice(b"fetch");
         input
     }
 
@@ -335,17 +466,62 @@ mod tests {
     fn the_seal_hashes_the_fields_in_place() {
         let key = DumpKey::new(b"key".to_vec());
         let payload = b"MONTY\0 a payload";
+        let flight = FlightRecord {
+            suspensions: 3,
+            total_sleep: Duration::from_secs(2),
+            elapsed: Duration::from_micros(5),
+            future_names: vec![(7, "fetch".into())],
+        };
         let mut incremental = key.mac().expect("a key");
         update_seal(
             &mut incremental,
-            DumpKind::ReplSuspended,
-            PROTOCOL_VERSION,
-            MONTY_VERSION,
-            DUMP_VERSION,
-            payload,
+            &SealedFields {
+                kind: DumpKind::ReplSuspended,
+                protocol: PROTOCOL_VERSION,
+                monty_version: MONTY_VERSION,
+                dump_version: DUMP_VERSION,
+                payload,
+                flight: &flight,
+            },
         );
         let mut whole = key.mac().expect("a key");
         whole.update(&seal_input_reference(payload));
         assert_eq!(incremental.finalize().into_bytes(), whole.finalize().into_bytes());
+    }
+
+    #[test]
+    fn the_flight_record_round_trips_and_is_sealed() {
+        let key = DumpKey::new(b"key".to_vec());
+        let flight = FlightRecord {
+            suspensions: 9,
+            total_sleep: Duration::from_millis(1500),
+            elapsed: Duration::from_nanos(123_456),
+            future_names: vec![(1, "a".into()), (4, "fetch_all".into())],
+        };
+        let message = seal(DumpKind::ReplSuspended, DUMP_VERSION, b"payload", &flight, &key).expect("seals");
+        let opened = open(message.as_bytes(), &key).expect("opens");
+        assert_eq!(opened.flight, flight);
+        assert_eq!(opened.payload, b"payload");
+
+        // Every bookkeeping field is under the seal.
+        let tampered = |edit: &dyn Fn(wire::dump::Builder<'_>)| {
+            let reader = read_message(message.as_bytes(), &DecodeLimits::default()).expect("reads");
+            let mut copy = builder_with_capacity(64);
+            copy.set_root(reader.get_root::<wire::dump::Reader<'_>>().expect("a Dump"))
+                .expect("copies");
+            edit(copy.get_root::<wire::dump::Builder<'_>>().expect("a Dump"));
+            open(WireMessage::from_builder(&copy).as_bytes(), &key).map(|_| ())
+        };
+        assert!(tampered(&|_| {}).is_ok(), "an untouched copy verifies");
+        let edits: [&dyn Fn(wire::dump::Builder<'_>); 5] = [
+            &|mut b| b.set_suspensions(0),
+            &|mut b| b.set_total_sleep_nanos(0),
+            &|mut b| b.set_feed_elapsed_nanos(0),
+            &|b| b.get_future_names().expect("names").get(1).set_call_id(5),
+            &|b| b.get_future_names().expect("names").get(0).set_name("b"),
+        ];
+        for edit in edits {
+            assert!(matches!(tampered(edit), Err(DumpError::BadSeal)));
+        }
     }
 }

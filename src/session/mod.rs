@@ -291,12 +291,16 @@ fn dispatch(
                 Ok(Outcome::Ok)
             }
             Request::LoadSession { dump, limits } => {
-                let dump = dump::load_session(&dump, context.dump_key).map_err(dump_error)?;
-                *state = match dump.state {
-                    monty::Session::Running(progress) => {
-                        State::Run(Box::new(RunSession::resume_loaded(progress, dump.script_name, limits)))
-                    }
-                    _ => State::Repl(Box::new(ReplSession::restore(dump, limits)?)),
+                let dump::LoadedSession { session, flight } =
+                    dump::load_session(&dump, context.dump_key).map_err(dump_error)?;
+                *state = match session.state {
+                    monty::Session::Running(progress) => State::Run(Box::new(RunSession::resume_loaded(
+                        progress,
+                        session.script_name,
+                        flight,
+                        limits,
+                    ))),
+                    _ => State::Repl(Box::new(ReplSession::restore(session, flight, limits)?)),
                 };
                 Ok(Outcome::Ok)
             }

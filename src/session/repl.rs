@@ -13,12 +13,12 @@ use super::typecheck::ReplTypeCheck;
 use super::{
     Turn,
     run::dump_too_large,
-    suspension::{Answer, Flight, Suspension, rearm_time_budgets},
+    suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
 };
 #[cfg(feature = "type-check")]
 use crate::protocol::Feed;
 use crate::{
-    dump::{self, DumpKey},
+    dump::{self, DumpKey, FlightRecord},
     protocol::{ErrorCode, OpenRepl, Outcome, ProtocolError, Request},
 };
 
@@ -62,17 +62,25 @@ impl ReplSession {
     }
 
     /// A session restored from a dump of an idle or suspended REPL.
-    pub(crate) fn restore(dump: monty::Dump, limits: ResourceLimits) -> Result<Self, ProtocolError> {
+    pub(crate) fn restore(
+        dump: monty::Dump,
+        flight: FlightRecord,
+        limits: ResourceLimits,
+    ) -> Result<Self, ProtocolError> {
         let mut phase = match dump.state {
             monty::Session::Idle(repl) => Phase::Idle(repl),
             monty::Session::Suspended(progress) => Phase::Suspended(progress),
             monty::Session::Running(_) => unreachable!("run dumps restore into run sessions"),
         };
-        // A dump keeps the limits its writer had; the host's may only tighten them.
-        match &mut phase {
-            Phase::Idle(repl) => repl.tracker_mut().tighten_limits(&limits),
-            Phase::Suspended(progress) => ReplProgress::tracker_mut(progress).tighten_limits(&limits),
-        }
+        // A dump keeps the limits its writer had; the host's may only tighten
+        // them. A REPL's tracker can always change, so they apply at once.
+        let tracker = match &mut phase {
+            Phase::Idle(repl) => repl.tracker_mut(),
+            Phase::Suspended(progress) => ReplProgress::tracker_mut(progress),
+        };
+        tracker.tighten_limits(&limits);
+        let limits = host_limits_after_load(limits, Some(tracker));
+        let flight = Flight::restore(flight, &limits);
         #[cfg(feature = "type-check")]
         let type_check = dump.type_check.map(|state| ReplTypeCheck {
             state,
@@ -89,7 +97,7 @@ impl ReplSession {
             script_name: dump.script_name,
             phase: Some(phase),
             limits,
-            flight: Flight::default(),
+            flight,
             #[cfg(feature = "type-check")]
             type_check,
         })
@@ -177,7 +185,10 @@ impl ReplSession {
             Request::SetLimits(limits) => {
                 match self.phase.as_mut().expect("the phase is back after every request") {
                     Phase::Idle(repl) => *repl.tracker_mut() = ResourceTracker::new(limits.clone()),
-                    Phase::Suspended(progress) => rearm_time_budgets(ReplProgress::tracker_mut(progress), &limits),
+                    Phase::Suspended(progress) => {
+                        rearm_time_budgets(ReplProgress::tracker_mut(progress), &limits);
+                        self.flight.limits_changed(&limits);
+                    }
                 }
                 self.limits = limits;
                 Ok(Outcome::Ok)
@@ -194,7 +205,8 @@ impl ReplSession {
                 };
                 #[cfg(not(feature = "type-check"))]
                 let (type_check, module_stubs) = (None, &[][..]);
-                dump::dump_session(state, &self.script_name, type_check, module_stubs, key).map_or_else(
+                let flight = self.flight.record();
+                dump::dump_session(state, &self.script_name, type_check, module_stubs, &flight, key).map_or_else(
                     |e| Err(dump_too_large(e)),
                     |message| Ok(Outcome::Dump(message.into_bytes())),
                 )

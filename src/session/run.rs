@@ -10,10 +10,10 @@ use monty_types::{MontyException, ResourceLimits, ResourceTracker, validate_cwd}
 
 use super::{
     Turn,
-    suspension::{Answer, Flight, Suspension, rearm_time_budgets},
+    suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
 };
 use crate::{
-    dump::{self, DumpKey},
+    dump::{self, DumpKey, FlightRecord},
     protocol::{ErrorCode, OpenRun, Outcome, ProtocolError, Request},
 };
 
@@ -25,6 +25,10 @@ pub(crate) struct RunSession {
     /// Recorded in session dumps.
     script_name: String,
     limits: ResourceLimits,
+    /// A load request's limits that monty's tracker has not taken yet: monty
+    /// lets a run's tracker change only at a function call, so a run loaded
+    /// at another suspension takes them at its first function call.
+    pending_limits: Option<ResourceLimits>,
     /// The run in flight; never `RunProgress::Complete`.
     in_flight: Option<Box<RunProgress>>,
     pub(crate) flight: Flight,
@@ -59,13 +63,22 @@ impl RunSession {
     }
 
     /// A session around a run in flight, restored from a session dump.
-    pub(crate) fn resume_loaded(mut progress: Box<RunProgress>, script_name: String, limits: ResourceLimits) -> Self {
-        // A dump keeps the limits its writer had; the host's may only
-        // tighten them, where monty lets a suspension's tracker change.
-        if let Some(tracker) = progress.tracker_mut() {
-            tracker.tighten_limits(&limits);
+    pub(crate) fn resume_loaded(
+        progress: Box<RunProgress>,
+        script_name: String,
+        flight: FlightRecord,
+        limits: ResourceLimits,
+    ) -> Self {
+        // The limits the host enforces itself apply from the next request;
+        // the ones monty enforces wait until its tracker can take them.
+        let host_limits = host_limits_after_load(limits.clone(), progress.tracker());
+        let mut session = Self::new(None, script_name, host_limits, Some(progress));
+        session.flight = Flight::restore(flight, &session.limits);
+        session.pending_limits = Some(limits);
+        if let Some(progress) = session.in_flight.as_deref_mut() {
+            take_pending_limits(&mut session.pending_limits, progress);
         }
-        Self::new(None, script_name, limits, Some(progress))
+        session
     }
 
     fn new(
@@ -78,6 +91,7 @@ impl RunSession {
             program,
             script_name,
             limits,
+            pending_limits: None,
             in_flight,
             flight: Flight::default(),
         }
@@ -120,6 +134,7 @@ impl RunSession {
                         ));
                     };
                     rearm_time_budgets(tracker, &limits);
+                    self.flight.limits_changed(&limits);
                 }
                 self.limits = limits;
                 Ok(Outcome::Ok)
@@ -138,7 +153,15 @@ impl RunSession {
                         "dumpSession needs a run in flight; a ready run session is saved with dumpProgram",
                     ));
                 };
-                dump::dump_session(SessionRef::Running(progress), &self.script_name, None, &[], key).map_or_else(
+                dump::dump_session(
+                    SessionRef::Running(progress),
+                    &self.script_name,
+                    None,
+                    &[],
+                    &self.flight.record(),
+                    key,
+                )
+                .map_or_else(
                     |e| Err(dump_too_large(e)),
                     |message| Ok(Outcome::Dump(message.into_bytes())),
                 )
@@ -179,11 +202,12 @@ impl RunSession {
     /// monty leaves to the host.
     fn settle(&mut self, mut result: Result<RunProgress, MontyException>, turn: &mut Turn<'_>) -> Outcome {
         loop {
-            let progress = match result {
+            let mut progress = match result {
                 Err(exc) => return Outcome::PythonError(exc),
                 Ok(RunProgress::Complete(value)) => return Outcome::Complete(value),
                 Ok(progress) => progress,
             };
+            take_pending_limits(&mut self.pending_limits, &mut progress);
             if let Some(exc) = self.flight.exceeds_host_limits(progress.view(), &self.limits) {
                 // `abort` raises uncatchably, so the sandbox cannot swallow
                 // the limit; it always ends the run.
@@ -194,6 +218,17 @@ impl RunSession {
             self.in_flight = Some(Box::new(progress));
             return outcome;
         }
+    }
+}
+
+/// Tightens the run's tracker to a load request's limits once monty lets it
+/// change (see `RunSession::pending_limits`).
+fn take_pending_limits(pending: &mut Option<ResourceLimits>, progress: &mut RunProgress) {
+    if let Some(limits) = pending.as_ref()
+        && let Some(tracker) = progress.tracker_mut()
+    {
+        tracker.tighten_limits(limits);
+        *pending = None;
     }
 }
 

@@ -15,9 +15,12 @@ use monty_types::{
     SourceRange,
 };
 
-use crate::protocol::{
-    CallResult, ErrorCode, FunctionCallEvent, NameLookupEvent, NameLookupResult, OsCallEvent, Outcome, ProtocolError,
-    Request, ResolveFuturesEvent,
+use crate::{
+    dump::FlightRecord,
+    protocol::{
+        CallResult, ErrorCode, FunctionCallEvent, NameLookupEvent, NameLookupResult, OsCallEvent, Outcome,
+        ProtocolError, Request, ResolveFuturesEvent,
+    },
 };
 
 /// A borrowed look at what a suspension waits for.
@@ -128,6 +131,8 @@ pub(crate) trait Suspension: Sized {
     fn answer(self, answer: Answer, print: PrintWriter<'_>) -> Self::Next;
     /// The tracker whose time budgets can be re-armed, where monty allows it.
     fn tracker_mut(&mut self) -> Option<&mut ResourceTracker>;
+    /// The tracker, to read its limits; `None` only once complete.
+    fn tracker(&self) -> Option<&ResourceTracker>;
 }
 
 /// Calls the method of one answer on whichever suspension struct it fits.
@@ -199,6 +204,16 @@ impl Suspension for RunProgress {
             _ => None,
         }
     }
+
+    fn tracker(&self) -> Option<&ResourceTracker> {
+        match self {
+            RunProgress::FunctionCall(call) => Some(call.tracker()),
+            RunProgress::OsCall(call) => Some(call.tracker()),
+            RunProgress::NameLookup(lookup) => Some(lookup.tracker()),
+            RunProgress::ResolveFutures(pending) => Some(pending.tracker()),
+            RunProgress::Complete(_) => None,
+        }
+    }
 }
 
 impl Suspension for ReplProgress {
@@ -215,6 +230,10 @@ impl Suspension for ReplProgress {
     fn tracker_mut(&mut self) -> Option<&mut ResourceTracker> {
         Some(ReplProgress::tracker_mut(self))
     }
+
+    fn tracker(&self) -> Option<&ResourceTracker> {
+        Some(ReplProgress::tracker(self))
+    }
 }
 
 /// The bookkeeping of one run or feed in flight.
@@ -229,12 +248,61 @@ pub(crate) struct Flight {
     /// Names of function calls the host turned into futures, so that a
     /// future resolved as "not found" raises a `NameError` naming the function.
     future_names: HashMap<u32, String>,
+    /// Set when a session is loaded from a dump whose run or feed already
+    /// exceeds the load request's host limits: the next resume stops it
+    /// with this instead of continuing.
+    overdue: Option<MontyException>,
 }
 
 impl Flight {
     /// Starts the bookkeeping of a new run or feed.
     pub(crate) fn begin(&mut self) {
         *self = Self::default();
+    }
+
+    /// The bookkeeping a dump carries.
+    pub(crate) fn record(&self) -> FlightRecord {
+        let mut future_names: Vec<(u32, String)> = self
+            .future_names
+            .iter()
+            .map(|(call_id, name)| (*call_id, name.clone()))
+            .collect();
+        // Sorted, so the same state always dumps to the same bytes.
+        future_names.sort_unstable();
+        FlightRecord {
+            suspensions: self.suspensions,
+            total_sleep: self.total_sleep,
+            elapsed: self.elapsed,
+            future_names,
+        }
+    }
+
+    /// The bookkeeping of a loaded dump, checked against the host limits
+    /// the loaded session enforces: the run or feed continues counting
+    /// where the writer stopped.
+    pub(crate) fn restore(record: FlightRecord, limits: &ResourceLimits) -> Self {
+        let mut flight = Self {
+            elapsed: record.elapsed,
+            suspensions: record.suspensions,
+            total_sleep: record.total_sleep,
+            future_names: record.future_names.into_iter().collect(),
+            overdue: None,
+        };
+        flight.overdue = flight.over_host_limits(limits);
+        flight
+    }
+
+    /// New host limits (`setLimits`): a loaded run or feed stopped for
+    /// exceeding the load request's limits is checked against these instead.
+    /// Any other is checked at its next suspension, as always.
+    pub(crate) fn limits_changed(&mut self, limits: &ResourceLimits) {
+        if self.overdue.is_some() {
+            self.overdue = self.over_host_limits(limits);
+        }
+    }
+
+    fn over_host_limits(&self, limits: &ResourceLimits) -> Option<MontyException> {
+        self.suspension_limit(limits).or_else(|| self.sleep_limit(limits))
     }
 
     /// A `wrongState` error for `request`, which needs `needs`.
@@ -250,6 +318,12 @@ impl Flight {
     /// monty's answer; a request that does not fit is refused before
     /// anything is taken out of the session.
     pub(crate) fn prepare(&mut self, view: View<'_>, request: Request) -> Result<Answer, ProtocolError> {
+        // A host's own abort still wins: it ends the run either way.
+        if !matches!(request, Request::Abort(_))
+            && let Some(exc) = self.overdue.take()
+        {
+            return Ok(Answer::Abort(exc));
+        }
         match (view, request) {
             (
                 View::FunctionCall {
@@ -377,12 +451,8 @@ impl Flight {
     /// host; an exception means the run must be aborted with it.
     pub(crate) fn exceeds_host_limits(&mut self, view: View<'_>, limits: &ResourceLimits) -> Option<MontyException> {
         self.suspensions += 1;
-        let max = limits.max_suspensions as u64;
-        if self.suspensions > max {
-            return Some(MontyException::new(
-                ExcType::RuntimeError,
-                Some(format!("suspension limit exceeded: more than {max} host round trips")),
-            ));
+        if let Some(exc) = self.suspension_limit(limits) {
+            return Some(exc);
         }
         if let View::OsCall {
             call: OsFunctionCall::SystemSleep(duration),
@@ -390,16 +460,47 @@ impl Flight {
         } = view
         {
             self.total_sleep = self.total_sleep.saturating_add(*duration);
-            if let Some(max) = limits.max_total_sleep
-                && self.total_sleep > max
-            {
-                return Some(MontyException::new(
-                    ExcType::TimeoutError,
-                    Some(format!("total sleep limit exceeded: {:?} > {max:?}", self.total_sleep)),
-                ));
-            }
+            return self.sleep_limit(limits);
         }
         None
+    }
+
+    fn suspension_limit(&self, limits: &ResourceLimits) -> Option<MontyException> {
+        let max = limits.max_suspensions as u64;
+        (self.suspensions > max).then(|| {
+            MontyException::new(
+                ExcType::RuntimeError,
+                Some(format!("suspension limit exceeded: more than {max} host round trips")),
+            )
+        })
+    }
+
+    fn sleep_limit(&self, limits: &ResourceLimits) -> Option<MontyException> {
+        let max = limits.max_total_sleep?;
+        (self.total_sleep > max).then(|| {
+            MontyException::new(
+                ExcType::TimeoutError,
+                Some(format!("total sleep limit exceeded: {:?} > {max:?}", self.total_sleep)),
+            )
+        })
+    }
+}
+
+/// The host-enforced limits of a session loaded from a dump: the load
+/// request's, tightened by those the dump's tracker kept (a dump keeps its
+/// writer's limits, and a load may only tighten them).
+pub(crate) fn host_limits_after_load(requested: ResourceLimits, dumped: Option<&ResourceTracker>) -> ResourceLimits {
+    let Some(dumped) = dumped else {
+        return requested;
+    };
+    let max_total_sleep = match (requested.max_total_sleep, dumped.max_total_sleep()) {
+        (Some(requested), Some(dumped)) => Some(requested.min(dumped)),
+        (requested, dumped) => requested.or(dumped),
+    };
+    ResourceLimits {
+        max_suspensions: requested.max_suspensions.min(dumped.max_suspensions()),
+        max_total_sleep,
+        ..requested
     }
 }
 

@@ -302,13 +302,57 @@ def test_type_check_in_every_format(empty, format):
     assert diagnostic["file"] == "main.py"
     assert diagnostic["start_line"] == 3
     assert diagnostic["message"]
-    assert report["rendered"], format
-    if format == "json":
-        assert json.loads(report["rendered"])
-    if format == "jsonLines":
-        assert [json.loads(line) for line in report["rendered"].splitlines() if line.strip()]
+    assert (diagnostic["start_column"], diagnostic["end_line"], diagnostic["end_column"]) == (3, 3, 6)
+    assert_rendered(format, report["rendered"])
     # Checking runs nothing and leaves the session empty.
     still_empty(empty)
+
+
+def assert_rendered(format, rendered):
+    """`rendered` is `format`'s rendering of BAD_CALL's one diagnostic:
+    rule invalid-argument-type, main.py line 3, columns 3 to 6."""
+    rule = "invalid-argument-type"
+    if format == "full":
+        assert rendered.startswith(f"error[{rule}]: "), rendered
+        assert "--> main.py:3:3" in rendered, rendered
+    elif format == "concise":
+        assert rendered.startswith(f"main.py:3:3: error[{rule}] "), rendered
+    elif format == "azure":
+        assert rendered.startswith("##vso[task.logissue type=error;"), rendered
+        assert "main.py;linenumber=3;columnnumber=3;" in rendered, rendered
+        assert f"code={rule};" in rendered, rendered
+    elif format == "json":
+        (diagnostic,) = json.loads(rendered)
+        assert diagnostic["code"] == rule
+        assert diagnostic["filename"].endswith("main.py")
+        assert diagnostic["location"] == {"row": 3, "column": 3}
+        assert diagnostic["end_location"] == {"row": 3, "column": 6}
+    elif format == "jsonLines":
+        (diagnostic,) = [json.loads(line) for line in rendered.splitlines() if line.strip()]
+        assert diagnostic["code"] == rule
+        assert diagnostic["location"] == {"row": 3, "column": 3}
+    elif format == "rdjson":
+        (diagnostic,) = json.loads(rendered)["diagnostics"]
+        assert diagnostic["code"]["value"] == rule
+        assert diagnostic["location"]["path"].endswith("main.py")
+        assert diagnostic["location"]["range"] == {"start": {"line": 3, "column": 3}, "end": {"line": 3, "column": 6}}
+    elif format == "pylint":
+        assert rendered.startswith(f"main.py:3: [{rule}] "), rendered
+    elif format == "gitlab":
+        (issue,) = json.loads(rendered)
+        assert issue["check_name"] == rule
+        assert issue["location"]["path"] == "main.py"
+        assert issue["location"]["positions"] == {"begin": {"line": 3, "column": 3}, "end": {"line": 3, "column": 6}}
+        assert issue["fingerprint"]
+    elif format == "github":
+        # A workflow command: `::error <properties>::<message>`.
+        assert rendered.startswith("::error "), rendered
+        properties, message = rendered[len("::error ") :].split("::", 1)
+        assert f"title=monty ({rule})" in properties, properties
+        assert "main.py,line=3,col=3,endLine=3,endColumn=6" in properties, properties
+        assert rule in message, message
+    else:
+        raise AssertionError(f"no check for {format}")
 
 
 def test_clean_code_checks_clean(empty):
