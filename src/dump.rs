@@ -345,7 +345,7 @@ fn seal(
             root.init_seal().set_hmac_sha256(&mac.finalize().into_bytes());
         }
     }
-    Ok(WireMessage::from_builder(&message))
+    Ok(WireMessage::finish(message))
 }
 
 /// An envelope whose seal (if any) verified.

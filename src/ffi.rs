@@ -70,7 +70,7 @@ pub const MONTY_WIRE_INTERNAL_ERROR: i32 = -3;
 #[repr(C)]
 struct OwnedBuffer {
     header: MontyWireBuffer,
-    words: Box<[Word]>,
+    words: Vec<Word>,
 }
 
 type SharedSession = Arc<Mutex<Session>>;

@@ -7,15 +7,11 @@
 //! then changing the raw field: through Cap'n Proto's dynamic API for enums,
 //! or by patching bytes located by a sentinel value in the same struct.
 
-use capnp::{
-    dynamic_value,
-    introspect::TypeVariant,
-    message::{Builder, HeapAllocator},
-};
+use capnp::{dynamic_value, introspect::TypeVariant, message::Builder};
 use monty_types::MontyObject;
 use monty_wire::{
     DecodeError, DecodeLimits,
-    codec::{WireMessage, builder_with_capacity},
+    codec::{FramedAllocator, WireMessage, builder_with_capacity},
     decode_exception, decode_value, encode_exception, encode_value,
     schema::monty_wire_capnp as wire,
 };
@@ -32,11 +28,11 @@ fn decode(bytes: &[u8]) -> Result<MontyObject, DecodeError> {
 /// Serializes a message built by `build` into framed bytes.
 fn message<F>(build: F) -> Vec<u8>
 where
-    F: FnOnce(&mut Builder<HeapAllocator>),
+    F: FnOnce(&mut Builder<FramedAllocator>),
 {
     let mut builder = builder_with_capacity(64);
     build(&mut builder);
-    WireMessage::from_builder(&builder).as_bytes().to_vec()
+    WireMessage::finish(builder).as_bytes().to_vec()
 }
 
 /// A `Value` message with `count` nodes, each written by `node(index, builder)`, and `root`.

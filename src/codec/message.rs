@@ -5,6 +5,8 @@
 //! table, then segments, unpacked), which C++ `FlatArrayMessageReader`,
 //! pycapnp `from_bytes` and capnp-es `new Message(buf, false)` all read.
 
+use std::ptr::NonNull;
+
 use capnp::{
     Word,
     message::{self, Allocator, HeapAllocator, ReaderOptions},
@@ -163,22 +165,49 @@ impl DecodeContext {
 /// Alignment matters to the foreign readers: C++ and pycapnp reject
 /// misaligned segments, so the bytes live in [`Word`]s rather than a `Vec<u8>`
 /// (whose alignment the allocator does not promise).
+///
+/// The buffer may have spare capacity past the message (a presized first
+/// segment the message did not fill); it is never part of the bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WireMessage {
-    words: Box<[Word]>,
+    words: Vec<Word>,
 }
 
 impl WireMessage {
-    /// Serializes a built message into one aligned buffer.
+    /// Serializes a built message into one aligned buffer (a copy).
     pub fn from_builder<A: Allocator>(builder: &message::Builder<A>) -> Self {
         let len = serialize::compute_serialized_size_in_words(builder);
         let mut words = Word::allocate_zeroed_vec(len);
         let mut out: &mut [u8] = Word::words_to_bytes_mut(&mut words);
         serialize::write_message(&mut out, builder).expect("a buffer of the computed size holds the message");
         debug_assert!(out.is_empty(), "the computed size is exact");
-        Self {
-            words: words.into_boxed_slice(),
+        Self { words }
+    }
+
+    /// Finishes a message built by [`builder_with_capacity`]. A message that
+    /// fit its first segment is framed where it was built: the segment table
+    /// goes into the word reserved in front of the segment, and nothing is
+    /// copied. A message that outgrew it is copied into one buffer.
+    #[must_use]
+    pub fn finish(builder: message::Builder<FramedAllocator>) -> Self {
+        let segments = builder.get_segments_for_output();
+        if segments.len() != 1 {
+            return Self::from_builder(&builder);
         }
+        let used = segments[0].len() / 8;
+        let mut allocator = builder.into_allocator();
+        let mut words = allocator
+            .first
+            .take()
+            .expect("a message's first segment is in the framed buffer");
+        let size = u32::try_from(used).expect("a segment is at most u32::MAX words");
+        // The segment table of a one-segment message: the segment count
+        // minus one (0), then the segment's size in words, little-endian.
+        let table = Word::words_to_bytes_mut(&mut words[..1]);
+        table[..4].copy_from_slice(&0u32.to_le_bytes());
+        table[4..].copy_from_slice(&size.to_le_bytes());
+        words.truncate(used + 1);
+        Self { words }
     }
 
     /// The framed bytes.
@@ -206,9 +235,10 @@ impl WireMessage {
         self.as_bytes().to_vec()
     }
 
-    /// Gives up the aligned buffer, e.g. to hand it across a C boundary.
+    /// Gives up the aligned buffer, e.g. to hand it across a C boundary;
+    /// its length is the message's.
     #[must_use]
-    pub fn into_words(self) -> Box<[Word]> {
+    pub fn into_words(self) -> Vec<Word> {
         self.words
     }
 }
@@ -234,13 +264,68 @@ impl From<WireMessage> for bytes::Bytes {
 }
 
 /// A message builder whose first segment is `words` long, so that a message
-/// whose size was estimated well ends up as one contiguous segment.
+/// whose size was estimated well ends up as one contiguous segment, which
+/// [`WireMessage::finish`] frames without copying.
 #[must_use]
-pub fn builder_with_capacity(words: usize) -> message::Builder<HeapAllocator> {
+pub fn builder_with_capacity(words: usize) -> message::Builder<FramedAllocator> {
     // Cap'n Proto segments are at most 2^32 - 1 words; an estimate past a
     // quarter of that is a hint the allocator may as well grow into.
     let first = u32::try_from(words.clamp(64, 1 << 30)).unwrap_or(1 << 30);
-    message::Builder::new(HeapAllocator::new().first_segment_words(first))
+    message::Builder::new(FramedAllocator::new(first))
+}
+
+/// A Cap'n Proto allocator whose first segment sits one word into a buffer,
+/// leaving room for the segment table in front of it.
+///
+/// Most messages fit the presized first segment, so the framed message is
+/// that buffer: one zeroed allocation per message, and no copy. Further
+/// segments come from an ordinary heap allocator.
+pub struct FramedAllocator {
+    first_words: u32,
+    /// The segment table's word, then the first segment.
+    first: Option<Vec<Word>>,
+    rest: HeapAllocator,
+}
+
+impl FramedAllocator {
+    fn new(first_words: u32) -> Self {
+        Self {
+            first_words,
+            first: None,
+            rest: HeapAllocator::new(),
+        }
+    }
+
+    fn first_segment(&self) -> Option<NonNull<u8>> {
+        self.first.as_ref().map(|words| NonNull::from(&words[1]).cast::<u8>())
+    }
+}
+
+// SAFETY: the first segment is `size` zeroed words of a live `Vec<Word>` (so
+// 8-byte aligned) that this allocator owns and never moves or resizes while
+// the builder holds it; it is released with the allocator, never earlier.
+// Every other segment comes from `HeapAllocator`, which upholds the same
+// contract, and goes back to it.
+unsafe impl Allocator for FramedAllocator {
+    fn allocate_segment(&mut self, minimum_size: u32) -> (NonNull<u8>, u32) {
+        if self.first.is_some() {
+            return self.rest.allocate_segment(minimum_size);
+        }
+        let size = minimum_size.max(self.first_words);
+        self.first = Some(Word::allocate_zeroed_vec(size as usize + 1));
+        let segment = self.first_segment().expect("just allocated");
+        (segment, size)
+    }
+
+    unsafe fn deallocate_segment(&mut self, ptr: NonNull<u8>, word_size: u32, words_used: u32) {
+        if Some(ptr) == self.first_segment() {
+            // Kept: `WireMessage::finish` frames it, or the drop frees it.
+            return;
+        }
+        // SAFETY: every segment but the first came from `self.rest`, with
+        // the sizes the caller passes back unchanged.
+        unsafe { self.rest.deallocate_segment(ptr, word_size, words_used) }
+    }
 }
 
 /// Reads a framed message from `bytes` in place: no copy, any alignment.
@@ -257,4 +342,64 @@ pub fn read_message<'a>(
         return Err(DecodeError::TrailingBytes { count: rest.len() });
     }
     Ok(reader)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::monty_wire_capnp as wire;
+
+    /// A `Value` message of `count` int nodes, built in a builder whose first
+    /// segment is `first_words` long.
+    fn ints(first_words: usize, count: u32) -> message::Builder<FramedAllocator> {
+        let mut builder = builder_with_capacity(first_words);
+        let mut value = builder.init_root::<wire::value::Builder<'_>>();
+        let mut nodes = value.reborrow().init_nodes(count);
+        for i in 0..count {
+            nodes.reborrow().get(i).set_int(i64::from(i));
+        }
+        value.set_root(count - 1);
+        builder
+    }
+
+    fn read_ints(bytes: &[u8]) -> Vec<i64> {
+        let reader = read_message(bytes, &DecodeLimits::default()).expect("a message");
+        let value = reader.get_root::<wire::value::Reader<'_>>().expect("a Value");
+        value
+            .get_nodes()
+            .expect("nodes")
+            .iter()
+            .map(|node| match node.which() {
+                Ok(wire::node::Which::Int(i)) => i,
+                _ => panic!("not an int node"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_message_that_fits_its_first_segment_is_framed_in_place() {
+        let builder = ints(256, 10);
+        assert_eq!(builder.get_segments_for_output().len(), 1);
+        let copied = WireMessage::from_builder(&builder);
+        let framed = WireMessage::finish(builder);
+        assert_eq!(
+            framed.as_bytes(),
+            copied.as_bytes(),
+            "the same bytes as the copying path"
+        );
+        assert_eq!(read_ints(framed.as_bytes()), (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_message_that_outgrows_its_first_segment_is_copied_into_one_buffer() {
+        let builder = ints(64, 10_000);
+        assert!(
+            builder.get_segments_for_output().len() > 1,
+            "the estimate was too small"
+        );
+        let framed = WireMessage::finish(builder);
+        assert_eq!(framed.len() % 8, 0);
+        assert_eq!(framed.as_bytes().as_ptr() as usize % 8, 0, "8-byte aligned");
+        assert_eq!(read_ints(framed.as_bytes()), (0..10_000).collect::<Vec<_>>());
+    }
 }

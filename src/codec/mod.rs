@@ -72,7 +72,7 @@ use crate::{
     protocol::{Request, Response},
     schema::monty_wire_capnp as wire,
 };
-pub use message::{DecodeContext, DecodeLimits, WireMessage, builder_with_capacity, read_message};
+pub use message::{DecodeContext, DecodeLimits, FramedAllocator, WireMessage, builder_with_capacity, read_message};
 
 /// The most elements a Cap'n Proto list can hold.
 const MAX_LIST_LEN: usize = (1 << 29) - 1;
@@ -94,7 +94,7 @@ pub fn encode_value(value: &MontyObject) -> Result<WireMessage, EncodeError> {
     let (graph, _) = unstable::graph_parts(value);
     let mut message = builder_with_capacity(value::estimated_words(graph));
     value::write_value(value, message.init_root::<wire::value::Builder<'_>>())?;
-    Ok(WireMessage::from_builder(&message))
+    Ok(WireMessage::finish(message))
 }
 
 /// Decodes a message whose root is a `Value`, reading `bytes` in place.
@@ -110,7 +110,7 @@ pub fn decode_value(bytes: &[u8], limits: &DecodeLimits) -> Result<MontyObject, 
 pub fn encode_exception(exc: &MontyException) -> Result<WireMessage, EncodeError> {
     let mut message = builder_with_capacity(256);
     exception::write_exception(exc, message.init_root::<wire::python_exception::Builder<'_>>())?;
-    Ok(WireMessage::from_builder(&message))
+    Ok(WireMessage::finish(message))
 }
 
 /// Decodes a message whose root is a `PythonException`.
@@ -126,7 +126,7 @@ pub fn decode_exception(bytes: &[u8], limits: &DecodeLimits) -> Result<MontyExce
 pub fn encode_request(request: &Request) -> Result<WireMessage, EncodeError> {
     let mut message = builder_with_capacity(request::estimated_words(request));
     request::write_request(request, message.init_root::<wire::request::Builder<'_>>())?;
-    Ok(WireMessage::from_builder(&message))
+    Ok(WireMessage::finish(message))
 }
 
 /// Decodes a message whose root is a `Request`, reading `bytes` in place.
@@ -142,7 +142,7 @@ pub fn decode_request(bytes: &[u8], limits: &DecodeLimits) -> Result<Request, De
 pub fn encode_response(response: &Response) -> Result<WireMessage, EncodeError> {
     let mut message = builder_with_capacity(response::estimated_words(response));
     response::write_response(response, message.init_root::<wire::response::Builder<'_>>())?;
-    Ok(WireMessage::from_builder(&message))
+    Ok(WireMessage::finish(message))
 }
 
 /// Decodes a message whose root is a `Response`, reading `bytes` in place.
