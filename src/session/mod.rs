@@ -130,22 +130,30 @@ impl Session {
     /// `request` is read in place, at any alignment. This never fails: every
     /// problem is reported inside the response.
     pub fn handle_bytes(&mut self, request: &[u8]) -> WireMessage {
+        // Wall time counts decoding the request, not encoding the response
+        // (the response carries it). One clock read starts both.
         let started = Instant::now();
-        let mut response = match decode_request(request, &self.decode_limits) {
-            Ok(request) => self.handle(request),
+        let response = match decode_request(request, &self.decode_limits) {
+            Ok(request) => self.handle_since(request, started),
             Err(err) => Response {
                 outcome: Outcome::ProtocolError(protocol_error_for(&err)),
                 output: Vec::new(),
-                usage: self.usage(Duration::ZERO),
+                usage: Usage {
+                    wall: started.elapsed(),
+                    ..self.usage(Duration::ZERO)
+                },
             },
         };
-        response.usage.wall = started.elapsed();
         encode_or_report(&response)
     }
 
     /// Handles one decoded request.
     pub fn handle(&mut self, request: Request) -> Response {
-        let started = Instant::now();
+        self.handle_since(request, Instant::now())
+    }
+
+    /// Handles a request whose wall time started at `started`.
+    fn handle_since(&mut self, request: Request, started: Instant) -> Response {
         let mut turn = Turn {
             output: TurnOutput::new(self.print_sink.as_mut()),
             exec: Duration::ZERO,
