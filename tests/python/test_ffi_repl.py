@@ -428,6 +428,65 @@ def test_the_repl_command_as_a_terminal_program(cli):
     assert "ZeroDivisionError" in result.stderr, result.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_the_repl_command_in_a_real_terminal(cli):
+    """Through a pseudo-terminal, as a person types: prompts, a block that
+    ends at a blank line, an error that keeps the session, and Ctrl-D (which
+    the terminal, not a closed pipe, turns into end of input) to leave."""
+    import os
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(cli), "repl"], stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    seen = b""
+
+    def expect(text, timeout=60):
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while text.encode() not in seen:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"{text!r} not shown; the terminal has {seen!r}"
+            ready, _, _ = select.select([master], [], [], remaining)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:  # EIO: the program closed the terminal
+                    pytest.fail(f"the REPL ended before showing {text!r}; the terminal has {seen!r}")
+        seen = seen[seen.index(text.encode()) + len(text) :]
+
+    def type_line(line):
+        os.write(master, line.encode() + b"\n")
+
+    try:
+        expect(">>> ")
+        type_line("x = 20")
+        expect(">>> ")
+        type_line("def f(n):")
+        expect("... ")
+        type_line("    return x + n")
+        expect("... ")
+        type_line("")
+        expect(">>> ")
+        type_line("f(1)")
+        expect("21")
+        expect(">>> ")
+        type_line("1/0")
+        expect("ZeroDivisionError")
+        expect(">>> ")
+        type_line("x")
+        expect("20")
+        expect(">>> ")
+        os.write(master, b"\x04")  # Ctrl-D
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
 def test_the_repl_command_reads_a_block_until_the_blank_line(cli):
     lines = ["def f(n):", "    y = n * 2", "    return y + 1", "", "f(20)"]
     result = subprocess.run(
