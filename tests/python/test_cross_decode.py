@@ -10,16 +10,13 @@ import os
 import shutil
 import struct
 import subprocess
-from pathlib import Path
 
-import capnp
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "schema" / "monty_wire.capnp"
-
-capnp.remove_import_hook()
-schema = capnp.load(str(SCHEMA_PATH))
+# The arena reader is the host's (conftest.py): children come first, so one
+# forward pass builds every node, and a shared child is one object.
+from conftest import ROOT, SCHEMA_PATH, schema
+from conftest import read_value as to_python
 
 
 @pytest.fixture(scope="session")
@@ -37,40 +34,6 @@ def read_value(fixtures, name):
     """Decodes `<name>.bin` and returns the Value reader (kept alive by the caller's scope)."""
     data = (fixtures / f"{name}.bin").read_bytes()
     return schema.Value.from_bytes(data)
-
-
-def to_python(value):
-    """Turns a decoded arena into Python objects in one forward pass.
-
-    Children always have lower indices than their holders, so every child is
-    built before the node that refers to it, and a shared child is one object.
-    """
-    built = []
-    for node in value.nodes:
-        kind = node.which()
-        if kind == "none":
-            obj = None
-        elif kind in ("bool", "int", "float", "str", "path", "decimal", "repr", "cycle"):
-            obj = getattr(node, kind)
-        elif kind == "bytes":
-            obj = bytes(node.bytes)
-        elif kind == "bigInt":
-            magnitude = int.from_bytes(bytes(node.bigInt.magnitude), "big")
-            obj = -magnitude if node.bigInt.negative else magnitude
-        elif kind == "list":
-            obj = [built[i] for i in node.list]
-        elif kind == "tuple":
-            obj = tuple(built[i] for i in node.tuple)
-        elif kind == "set":
-            obj = {built[i] for i in node.set}
-        elif kind == "frozenSet":
-            obj = frozenset(built[i] for i in node.frozenSet)
-        elif kind == "dict":
-            obj = {built[pair.key]: built[pair.value] for pair in node.dict}
-        else:
-            raise AssertionError(f"fixture uses an unexpected node kind {kind}")
-        built.append(obj)
-    return built[value.root]
 
 
 def kinds(value):

@@ -34,10 +34,9 @@ def repl(lib):
 
 
 @pytest.fixture
-def empty(lib):
-    host = Host(lib).open()
-    yield host
-    host.close()
+def empty(host):
+    """A session with nothing opened in it yet."""
+    return host
 
 
 def protocol_error(response, code):
