@@ -17,6 +17,14 @@ fn monty_wire(args: &[&str]) -> Output {
         .expect("the monty-wire binary runs")
 }
 
+/// Runs `monty-wire` and checks that it printed a Python error of type
+/// `exc_type` and exited 1.
+fn raises(args: &[&str], exc_type: &str) {
+    let output = monty_wire(args);
+    assert_eq!(output.status.code(), Some(1), "stdout: {}", stdout(&output));
+    assert!(stderr(&output).contains(exc_type), "{}", stderr(&output));
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
 }
@@ -132,17 +140,13 @@ fn a_python_error_prints_its_traceback_and_exits_1() {
 #[test]
 fn a_syntax_error_is_reported_like_any_python_error() {
     let script = Script::new("syntax", "def f(:\n    pass\n");
-    let output = monty_wire(&["run", script.path()]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("SyntaxError"), "{}", stderr(&output));
+    raises(&["run", script.path()], "SyntaxError");
 }
 
 #[test]
 fn the_time_limit_stops_an_endless_loop() {
     let script = Script::new("spin", "while True:\n    pass\n");
-    let output = monty_wire(&["run", script.path(), "--time-limit", "0.2"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("TimeoutError"), "{}", stderr(&output));
+    raises(&["run", script.path(), "--time-limit", "0.2"], "TimeoutError");
     let output = monty_wire(&["run", script.path(), "--time-limit", "-1"]);
     assert_eq!(output.status.code(), Some(2), "a negative limit is refused");
 }
@@ -150,17 +154,13 @@ fn the_time_limit_stops_an_endless_loop() {
 #[test]
 fn the_recursion_limit_raises_recursion_error() {
     let script = Script::new("recurse", "def f(n):\n    return f(n + 1)\n\nf(0)\n");
-    let output = monty_wire(&["run", script.path(), "--recursion-limit", "40"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("RecursionError"), "{}", stderr(&output));
+    raises(&["run", script.path(), "--recursion-limit", "40"], "RecursionError");
 }
 
 #[test]
 fn the_memory_limit_raises_memory_error() {
     let script = Script::new("hog", "xs = []\nwhile True:\n    xs.append('x' * 10_000)\n");
-    let output = monty_wire(&["run", script.path(), "--memory-limit", "20000000"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("MemoryError"), "{}", stderr(&output));
+    raises(&["run", script.path(), "--memory-limit", "20000000"], "MemoryError");
     // The same program with room to spare fits a smaller job.
     let script = Script::new("fits", "len(['x' * 10_000 for _ in range(100)])");
     let output = monty_wire(&["run", script.path(), "--memory-limit", "20000000"]);
