@@ -30,12 +30,19 @@ export type MontyWireSource =
   | ArrayBufferView
   | WebAssembly.Module;
 
-/** The instance trapped (a Rust panic, a stack overflow, out of memory) and is dead. */
+/** The instance trapped (a Rust panic, a stack overflow, out of memory) or exited, and is dead. */
 export declare class MontyWireTrapped extends Error {
   readonly name: "MontyWireTrapped";
-  /** The engine's error: a `WebAssembly.RuntimeError`, or a `RangeError` for an exhausted call stack. */
+  /**
+   * The engine's error: a `WebAssembly.RuntimeError`, a `RangeError` for an
+   * exhausted call stack, or a `WasiExit`.
+   */
   readonly cause?: unknown;
-  /** What the module wrote to stderr during the call that trapped (a Rust panic message), if anything. */
+  /**
+   * What the module itself wrote to stdout/stderr (WASI fd 1 and 2) during
+   * the call that trapped: a Rust panic's message, if it was a panic. Never
+   * Python output, which comes on descriptors of its own.
+   */
   readonly stderr: string;
   constructor(message: string, options?: { cause?: unknown; stderr?: string });
 }
@@ -47,6 +54,17 @@ export declare class MontyWireError extends Error {
   readonly code?: number;
   constructor(message: string, code?: number);
 }
+
+/** `proc_exit` called inside the module: the `cause` of the `MontyWireTrapped` that call throws. */
+export declare class WasiExit extends Error {
+  readonly name: "WasiExit";
+  /** The exit code the module passed to `proc_exit`. */
+  readonly exitCode: number;
+  constructor(code: number);
+}
+
+/** The `wasi_snapshot_preview1` functions the glue implements; it answers any other the module imports with ENOSYS. */
+export declare const WASI_IMPLEMENTED: readonly string[];
 
 /** Compiles the module (see `MontyWireSource`); compile once, `load` many. */
 export declare function compileMontyWire(source?: MontyWireSource | PromiseLike<MontyWireSource>): Promise<WebAssembly.Module>;
@@ -65,7 +83,10 @@ export interface SessionOptions {
  */
 export declare class MontyWire {
   private constructor();
-  /** Compiles (unless given a `WebAssembly.Module`) and instantiates the module, then calls its `_initialize`. */
+  /**
+   * Compiles (unless given a `WebAssembly.Module`) and instantiates the module, then calls its `_initialize`.
+   * Rejects with `MontyWireError` if the module is not a monty-wire reactor (see scripts/build-wasm.sh).
+   */
   static load(source?: MontyWireSource | PromiseLike<MontyWireSource>): Promise<MontyWire>;
   /** The protocol version the module speaks (`protocolVersion` in the schema). */
   readonly protocolVersion: number;
@@ -73,6 +94,11 @@ export declare class MontyWire {
   readonly dead: boolean;
   /** The instance's linear memory; its `buffer` is replaced whenever memory grows. */
   readonly memory: WebAssembly.Memory;
+  /**
+   * Sessions open in the module. A session dropped without `close()` counts
+   * until the garbage collector reclaims it; the glue then closes it.
+   */
+  readonly sessionCount: number;
   /** Opens an empty session; its first request is `openRun` or `loadProgram`. */
   openSession(options?: SessionOptions): Session;
   /** Frees the last response buffer now, instead of at the next dispatch. Views of it must not be read afterwards. */
@@ -90,8 +116,10 @@ export declare class Session {
   readonly closed: boolean;
   /**
    * Live print output, called synchronously during `dispatch`; `null` turns
-   * it off. An exception it throws is reported with `console.error` and
-   * otherwise ignored (it must not unwind through the module).
+   * it off. Only what the Python program printed: never the module's own
+   * stderr (such as a panic message). An exception it throws is reported
+   * with `console.error` and otherwise ignored (it must not unwind through
+   * the module).
    */
   onPrint: PrintCallback | null;
   /**

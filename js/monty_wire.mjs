@@ -11,7 +11,8 @@
 // Cap'n Proto library reads and writes them (the tests use capnp-es).
 //
 // A trap inside the module (a Rust panic, a stack overflow, running out of
-// memory) kills the instance: every later call throws `MontyWireTrapped`, and
+// memory) kills the instance: every later call throws `MontyWireTrapped`
+// (with what the module wrote to stderr, such as the panic message), and
 // `MontyWire.load()` makes a fresh one. Code that can run away is only
 // stoppable from outside: in browsers, run it in a worker
 // (monty_wire_worker.mjs), which can be terminated.
@@ -28,6 +29,18 @@ const ESUCCESS = 0;
 const EBADF = 8;
 const EINVAL = 28;
 const ENOSYS = 52;
+// The descriptors the glue knows. 0-2 are the module's own stdio (the Rust
+// runtime writes a panic's message to 2); Python's print output comes on 3
+// and 4 (see monty_wire_set_print_stdio in src/wasm.rs), so it can never be
+// mistaken for the module's.
+const MODULE_STDOUT = 1;
+const MODULE_STDERR = 2;
+const PRINT_STDOUT = 3;
+const PRINT_STDERR = 4;
+// WASI filetype and rights, for fd_fdstat_get.
+const FILETYPE_CHARACTER_DEVICE = 2;
+const RIGHT_FD_READ = 1n << 1n;
+const RIGHT_FD_WRITE = 1n << 6n;
 // getRandomValues fills at most 65536 bytes per call.
 const RANDOM_CHUNK = 65536;
 // How much of what the module wrote to stderr during a call a trap error keeps.
@@ -35,6 +48,9 @@ const STDERR_TAIL = 8192;
 
 const constructToken = Symbol("MontyWire");
 let wireDispatch, wireSetPrint, wireClose, wireCheckAlive, sessionOrphan;
+// Lengths and addresses cross the boundary as wasm i32, which JavaScript
+// reads as signed: `u32(x)` is the unsigned value, right past 2 GiB too.
+const u32 = (x) => x >>> 0;
 
 const isNode = typeof process !== "undefined" && process.versions != null && process.versions.node != null;
 
@@ -58,8 +74,8 @@ export class MontyWireError extends Error {
   }
 }
 
-/** `proc_exit` from inside the module: it cannot continue afterwards. */
-class WasiExit extends Error {
+/** `proc_exit` from inside the module (the `cause` of a `MontyWireTrapped`): it cannot continue afterwards. */
+export class WasiExit extends Error {
   constructor(code) {
     super(`the module called proc_exit(${code})`);
     this.name = "WasiExit";
@@ -116,6 +132,20 @@ async function compileResponse(response) {
   return WebAssembly.compile(await response.arrayBuffer());
 }
 
+/** What `load()` needs the module to export. */
+const REQUIRED_EXPORTS = [
+  "memory",
+  "_initialize",
+  "monty_wire_protocol_version",
+  "monty_wire_session_open",
+  "monty_wire_session_close",
+  "monty_wire_dispatch",
+  "monty_wire_buffer_free",
+  "monty_wire_alloc",
+  "monty_wire_dealloc",
+  "monty_wire_set_print_stdio",
+];
+
 /**
  * One instance of the module: its own linear memory, sessions and state.
  * Single-threaded: a JavaScript realm uses it from its own thread only.
@@ -129,9 +159,13 @@ export class MontyWire {
   #response = 0;
   /** The session inside `dispatch` right now (its live print output goes there). */
   #current = null;
-  #decoders = [null, new TextDecoder("utf-8"), new TextDecoder("utf-8")];
-  #stderrTail = "";
-  #sessions = new Set();
+  /** One streaming UTF-8 decoder per descriptor the module writes to. */
+  #decoders = new Map();
+  /** What the module itself wrote to stdout/stderr (fd 1, 2) during the current call. */
+  #moduleOutput = "";
+  /** Open sessions: handle -> WeakRef<Session>. A forgotten session is closed once collected. */
+  #sessions = new Map();
+  #registry = new FinalizationRegistry((handle) => this.#forget(handle));
   /** True while a call into the module runs (it must not be re-entered from onPrint). */
   #inside = false;
 
@@ -151,6 +185,13 @@ export class MontyWire {
    */
   static async load(source) {
     const module = await compileMontyWire(source);
+    const exported = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+    const missing = REQUIRED_EXPORTS.filter((name) => !exported.has(name));
+    if (missing.length > 0) {
+      throw new MontyWireError(
+        `this is not a monty-wire reactor module (built by scripts/build-wasm.sh): it does not export ${missing.join(", ")}`,
+      );
+    }
     let wire = null;
     const imports = wasiImports(module, {
       memory: () => wire.#memory,
@@ -179,13 +220,23 @@ export class MontyWire {
   }
 
   /**
+   * How many sessions are open in the module: opened and not closed. A
+   * session the host dropped without closing counts until the garbage
+   * collector has reclaimed it, at which point the glue closes it.
+   */
+  get sessionCount() {
+    return this.#sessions.size;
+  }
+
+  /**
    * Opens an empty session. `onPrint(stream, text)` receives print output
    * live, while `dispatch` runs (the same text is in the response too).
    */
   openSession(options = {}) {
     const handle = this.#call(() => this.#exports.monty_wire_session_open());
     const session = new Session(constructToken, this, handle);
-    this.#sessions.add(session);
+    this.#sessions.set(handle, new WeakRef(session));
+    this.#registry.register(session, handle, session);
     if (options.onPrint) {
       session.onPrint = options.onPrint;
     }
@@ -214,7 +265,8 @@ export class MontyWire {
       }
     };
     wireClose = (wire, session, handle) => {
-      wire.#sessions.delete(session);
+      wire.#sessions.delete(handle);
+      wire.#registry.unregister(session);
       if (wire.#death === null) {
         wire.#call(() => wire.#exports.monty_wire_session_close(handle));
       }
@@ -243,7 +295,7 @@ export class MontyWire {
     this.releaseResponse();
     const len = request.byteLength;
     const exports = this.#exports;
-    const ptr = this.#call(() => exports.monty_wire_alloc(len));
+    const ptr = u32(this.#call(() => exports.monty_wire_alloc(len)));
     if (ptr === 0) {
       throw new MontyWireError(`out of memory: cannot place a ${len}-byte request in linear memory`);
     }
@@ -252,7 +304,7 @@ export class MontyWire {
     this.#current = session;
     let buffer;
     try {
-      buffer = this.#call(() => exports.monty_wire_dispatch(handle, ptr, len));
+      buffer = u32(this.#call(() => exports.monty_wire_dispatch(handle, ptr, len)));
     } finally {
       this.#current = null;
     }
@@ -274,13 +326,15 @@ export class MontyWire {
     if (this.#inside) {
       throw new MontyWireError("monty-wire: the instance cannot be called from inside one of its own calls (from onPrint)");
     }
-    this.#stderrTail = "";
+    this.#moduleOutput = "";
     this.#inside = true;
+    let result;
     try {
-      return f();
+      result = f();
     } catch (error) {
       this.#die(error);
-      const stderr = this.#stderrTail;
+      const stderr = this.#moduleOutput;
+      this.#moduleOutput = "";
       throw new MontyWireTrapped(
         `monty-wire: the WebAssembly instance trapped (${describe(error)}) and is dead; load a new one with MontyWire.load()` +
           (stderr ? `\n${stderr.trimEnd()}` : ""),
@@ -289,31 +343,78 @@ export class MontyWire {
     } finally {
       this.#inside = false;
     }
+    if (this.#moduleOutput !== "") {
+      // The module wrote to its own stdout/stderr and carried on: not
+      // Python output (that comes on descriptors 3 and 4), so not onPrint's.
+      console.error(`monty-wire: the module wrote: ${this.#moduleOutput.trimEnd()}`);
+      this.#moduleOutput = "";
+    }
+    return result;
   }
 
   #die(error) {
     this.#death = error;
     this.#response = 0;
     this.#exports = null;
-    for (const session of this.#sessions) {
-      sessionOrphan(session);
+    for (const ref of this.#sessions.values()) {
+      const session = ref.deref();
+      if (session !== undefined) {
+        sessionOrphan(session);
+        this.#registry.unregister(session);
+      }
     }
     this.#sessions.clear();
   }
 
-  /** `fd_write` to stdout or stderr: live print output, or a panic message. */
+  /** A session the host dropped without closing it was collected: close it in the module. */
+  #forget(handle) {
+    if (!this.#sessions.delete(handle) || this.#death !== null) {
+      return;
+    }
+    this.#closeForgotten(handle);
+  }
+
+  #closeForgotten(handle) {
+    if (this.#death !== null) {
+      return;
+    }
+    if (this.#inside) {
+      // Finalizers run as tasks of their own, never inside a call; but if
+      // one ever did, closing would re-enter the module. Try again later.
+      setTimeout(() => this.#closeForgotten(handle), 0);
+      return;
+    }
+    try {
+      this.#call(() => this.#exports.monty_wire_session_close(handle));
+    } catch {
+      // It trapped: the instance is dead now, and #call recorded why.
+    }
+  }
+
+  /**
+   * `fd_write` to a descriptor the glue knows. 3 and 4: Python's live print
+   * output, for the session inside `dispatch`. 1 and 2: the module's own
+   * output (a Rust panic's message, just before it traps), kept for
+   * `MontyWireTrapped.stderr`.
+   */
   #write(fd, bytes) {
-    const text = this.#decoders[fd].decode(bytes, { stream: true });
+    let decoder = this.#decoders.get(fd);
+    if (decoder === undefined) {
+      decoder = new TextDecoder("utf-8");
+      this.#decoders.set(fd, decoder);
+    }
+    const text = decoder.decode(bytes, { stream: true });
     if (text === "") {
       return;
     }
-    if (fd === 2) {
-      this.#stderrTail = (this.#stderrTail + text).slice(-STDERR_TAIL);
+    if (fd === MODULE_STDOUT || fd === MODULE_STDERR) {
+      this.#moduleOutput = (this.#moduleOutput + text).slice(-STDERR_TAIL);
+      return;
     }
     const onPrint = this.#current?.onPrint;
     if (typeof onPrint === "function") {
       try {
-        onPrint(fd === 1 ? "stdout" : "stderr", text);
+        onPrint(fd === PRINT_STDOUT ? "stdout" : "stderr", text);
       } catch (error) {
         // An exception must not unwind through the module (that would kill
         // it); report it and carry on.
@@ -322,7 +423,6 @@ export class MontyWire {
     }
   }
 }
-
 
 /** One interpreter session of a `MontyWire` instance. */
 export class Session {
@@ -428,11 +528,24 @@ function describe(error) {
 
 /**
  * The WASI preview1 functions the module imports, as far as a sandbox
- * needs them: clocks, random bytes, stdout/stderr, an empty environment and
- * argument list, `proc_exit` (throws) and `sched_yield`. Every other WASI
- * function the module declares returns ENOSYS.
+ * needs them: clocks, random bytes, output, an empty environment and
+ * argument list, no preopened directories, `proc_exit` (throws) and
+ * `sched_yield`. Every other WASI function the module declares returns
+ * ENOSYS. Every address and length the module passes is an unsigned i32.
  */
 function wasiImports(module, host) {
+  const implemented = wasiFunctions(host);
+  const wasi = {};
+  for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
+    if (from !== WASI || kind !== "function") {
+      throw new MontyWireError(`the module imports ${from}.${name} (${kind}), which monty-wire's glue does not provide`);
+    }
+    wasi[name] = implemented[name] ?? (() => ENOSYS);
+  }
+  return { [WASI]: wasi };
+}
+
+function wasiFunctions(host) {
   const u8 = () => new Uint8Array(host.memory().buffer);
   const dv = () => new DataView(host.memory().buffer);
   const timeOrigin = BigInt(Math.round((globalThis.performance?.timeOrigin ?? Date.now()) * 1e6));
@@ -452,17 +565,18 @@ function wasiImports(module, host) {
         default:
           return EINVAL;
       }
-      dv().setBigUint64(resultPtr, nanos, true);
+      dv().setBigUint64(u32(resultPtr), nanos, true);
       return ESUCCESS;
     },
     clock_res_get(id, resultPtr) {
       if (id < 0 || id > 3) {
         return EINVAL;
       }
-      dv().setBigUint64(resultPtr, 1000n, true);
+      dv().setBigUint64(u32(resultPtr), 1000n, true);
       return ESUCCESS;
     },
     random_get(ptr, len) {
+      [ptr, len] = [u32(ptr), u32(len)];
       const memory = u8();
       for (let offset = 0; offset < len; offset += RANDOM_CHUNK) {
         globalThis.crypto.getRandomValues(memory.subarray(ptr + offset, ptr + Math.min(len, offset + RANDOM_CHUNK)));
@@ -470,9 +584,10 @@ function wasiImports(module, host) {
       return ESUCCESS;
     },
     fd_write(fd, iovs, iovsLen, nwrittenPtr) {
-      if (fd !== 1 && fd !== 2) {
+      if (fd !== MODULE_STDOUT && fd !== MODULE_STDERR && fd !== PRINT_STDOUT && fd !== PRINT_STDERR) {
         return EBADF;
       }
+      [iovs, iovsLen] = [u32(iovs), u32(iovsLen)];
       const view = dv();
       const memory = u8();
       let written = 0;
@@ -484,13 +599,35 @@ function wasiImports(module, host) {
           written += len;
         }
       }
-      dv().setUint32(nwrittenPtr, written, true);
+      // `host.write` may have run onPrint, which cannot grow this memory
+      // (it cannot call in), but read the buffer afresh all the same.
+      dv().setUint32(u32(nwrittenPtr), written, true);
       return ESUCCESS;
+    },
+    fd_fdstat_get(fd, resultPtr) {
+      // struct fdstat { u8 filetype; u16 flags; u64 rights_base; u64 rights_inheriting; }
+      if (fd < 0 || fd > PRINT_STDERR) {
+        return EBADF;
+      }
+      const view = dv();
+      const at = u32(resultPtr);
+      new Uint8Array(view.buffer, at, 24).fill(0);
+      view.setUint8(at, FILETYPE_CHARACTER_DEVICE);
+      view.setBigUint64(at + 8, fd === 0 ? RIGHT_FD_READ : RIGHT_FD_WRITE, true);
+      return ESUCCESS;
+    },
+    // No preopened directories: EBADF for the first descriptor asked about
+    // ends wasi-libc's scan for them.
+    fd_prestat_get() {
+      return EBADF;
+    },
+    fd_prestat_dir_name() {
+      return EBADF;
     },
     environ_sizes_get(countPtr, sizePtr) {
       const view = dv();
-      view.setUint32(countPtr, 0, true);
-      view.setUint32(sizePtr, 0, true);
+      view.setUint32(u32(countPtr), 0, true);
+      view.setUint32(u32(sizePtr), 0, true);
       return ESUCCESS;
     },
     environ_get() {
@@ -498,26 +635,22 @@ function wasiImports(module, host) {
     },
     args_sizes_get(countPtr, sizePtr) {
       const view = dv();
-      view.setUint32(countPtr, 0, true);
-      view.setUint32(sizePtr, 0, true);
+      view.setUint32(u32(countPtr), 0, true);
+      view.setUint32(u32(sizePtr), 0, true);
       return ESUCCESS;
     },
     args_get() {
       return ESUCCESS;
     },
     proc_exit(code) {
-      throw new WasiExit(code);
+      throw new WasiExit(u32(code));
     },
     sched_yield() {
       return ESUCCESS;
     },
   };
-  const wasi = {};
-  for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
-    if (from !== WASI || kind !== "function") {
-      throw new MontyWireError(`the module imports ${from}.${name} (${kind}), which monty-wire's glue does not provide`);
-    }
-    wasi[name] = implemented[name] ?? (() => ENOSYS);
-  }
-  return { [WASI]: wasi };
+  return implemented;
 }
+
+/** The WASI functions the glue implements itself (any other import gets ENOSYS). */
+export const WASI_IMPLEMENTED = Object.freeze(Object.keys(wasiFunctions(null)).sort());

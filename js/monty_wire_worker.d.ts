@@ -25,7 +25,11 @@ export interface MontyWireWorkerOptions {
   wasm?: MontyWireSource | PromiseLike<MontyWireSource>;
   /** The worker script. Default: worker.mjs beside monty_wire_worker.mjs. */
   workerUrl?: string | URL;
-  /** Milliseconds a `dispatch` may take before the worker is killed and replaced. Default: none. */
+  /**
+   * Milliseconds a `dispatch` may run before the worker is killed and
+   * replaced, counted from when the worker starts on it (not while it waits
+   * behind another request). Default: none.
+   */
   timeout?: number;
 }
 
@@ -47,10 +51,20 @@ export declare class MontyWireWorker {
   readonly protocolVersion: number;
   /** True after `terminate()`. */
   readonly terminated: boolean;
+  /**
+   * Sessions open in the current worker. A session dropped without
+   * `close()` counts until the garbage collector reclaims it; it is then
+   * closed in the worker.
+   */
+  readonly sessionCount: number;
   openSession(options?: WorkerSessionOptions): Promise<WorkerSession>;
   /** Kills the worker now; requests in flight reject with `MontyWireTerminated`. Nothing works afterwards. */
   terminate(): void;
-  /** Kills the worker and starts a fresh one; all sessions are lost. */
+  /**
+   * Kills the worker and starts a fresh one; all sessions are lost. Resolves
+   * once the fresh worker has loaded the module; rejects if it cannot (the
+   * next call tries again) or after `terminate()`.
+   */
   restart(): Promise<void>;
 }
 
@@ -65,7 +79,8 @@ export declare class WorkerSession {
    * Sends one `Request` message; resolves to the `Response` message, an
    * owned `Uint8Array`. A request view that covers its whole `ArrayBuffer` is
    * transferred to the worker (the caller's buffer is detached); any other
-   * view is copied first. `timeout` (ms) overrides the worker's default.
+   * view is copied first. `timeout` (ms) overrides the worker's default;
+   * it counts from when the worker starts on this request.
    * Rejects with `MontyWireTimeout`, `MontyWireTrapped`, `MontyWireTerminated`
    * or `MontyWireError`.
    */

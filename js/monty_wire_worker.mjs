@@ -43,10 +43,15 @@ export class MontyWireWorker {
   #worker = null;
   /** Bumped on every (re)start: sessions of an older generation are gone. */
   #generation = 0;
+  /** Resolves to the generation once its worker has loaded the module; null when there is none. */
   #ready = null;
+  /** id -> { op, resolve, reject, timeout, timer } of requests posted and not answered. */
   #pending = new Map();
   #nextId = 1;
+  /** id -> WeakRef<WorkerSession> of the current worker's sessions. */
   #sessions = new Map();
+  /** Closes, in its worker, a session the host dropped without closing it. */
+  #registry = new FinalizationRegistry(({ generation, id }) => this.#forget(generation, id));
   #terminated = false;
   #protocolVersion = 0;
 
@@ -63,8 +68,9 @@ export class MontyWireWorker {
    * worker.
    * - `wasm`: what `MontyWire.load` accepts (default dist/monty_wire.wasm).
    * - `workerUrl`: the worker script (default worker.mjs beside this file).
-   * - `timeout`: ms a `dispatch` may take before the worker is killed and
-   *   restarted (default: no timeout).
+   * - `timeout`: ms a `dispatch` may run before the worker is killed and
+   *   restarted (default: no timeout). It counts from when the worker
+   *   starts on the request, not from when it was queued behind another.
    * After a timeout or a trap the worker is replaced by a fresh one at once
    * (the compiled module is reused, so that is quick); sessions do not
    * survive it.
@@ -86,13 +92,23 @@ export class MontyWireWorker {
     return this.#terminated;
   }
 
+  /**
+   * Sessions open in the current worker. A session dropped without
+   * `close()` counts until the garbage collector reclaims it; it is then
+   * closed in the worker.
+   */
+  get sessionCount() {
+    return this.#sessions.size;
+  }
+
   /** Opens a session in the worker. `onPrint(stream, text)` gets live output. */
   async openSession(options = {}) {
     const generation = await this.#alive();
     const onPrint = options.onPrint ?? null;
     const id = await this.#request(generation, { op: "open", print: Boolean(onPrint) });
     const session = new WorkerSession(constructToken, this, generation, id, onPrint);
-    this.#sessions.set(id, session);
+    this.#sessions.set(id, new WeakRef(session));
+    this.#registry.register(session, { generation, id }, session);
     return session;
   }
 
@@ -106,8 +122,14 @@ export class MontyWireWorker {
     this.#kill(new MontyWireTerminated("monty-wire: the worker was terminated"));
   }
 
-  /** Kills the worker and starts a fresh one; all sessions are lost. */
+  /**
+   * Kills the worker and starts a fresh one; all sessions are lost. Resolves
+   * once the fresh worker is ready; rejects after `terminate()`.
+   */
   async restart() {
+    if (this.#terminated) {
+      throw new MontyWireTerminated("monty-wire: this MontyWireWorker was terminated; create a new one");
+    }
     this.#kill(new MontyWireTerminated("monty-wire: the worker was restarted"));
     await this.#start();
   }
@@ -126,11 +148,34 @@ export class MontyWireWorker {
         this.#kill(new MontyWireTerminated(`monty-wire: the worker failed: ${event.message ?? "error"}`));
       }
     };
-    this.#ready = this.#request(generation, { op: "load", source: this.#module }).then((info) => {
-      this.#protocolVersion = info.protocolVersion;
-      return generation;
-    });
-    return this.#ready;
+    const ready = this.#request(generation, { op: "load", source: this.#module }).then(
+      (info) => {
+        this.#protocolVersion = info.protocolVersion;
+        return generation;
+      },
+      (error) => {
+        // A worker that could not load the module is of no use. Drop it, so
+        // the next call starts another instead of failing the same way for
+        // ever.
+        if (this.#worker === worker) {
+          this.#kill(new MontyWireTerminated("monty-wire: the worker could not load the module"));
+        }
+        if (this.#ready === ready) {
+          this.#ready = null;
+        }
+        throw error;
+      },
+    );
+    this.#ready = ready;
+    return ready;
+  }
+
+  /** Replaces a worker that had to be killed, unless `terminate()` was called. */
+  #replace() {
+    if (!this.#terminated && this.#ready === null) {
+      // A failure here is not lost: the next call starts another worker.
+      this.#start().catch(() => {});
+    }
   }
 
   #kill(error) {
@@ -138,13 +183,18 @@ export class MontyWireWorker {
       this.#worker.terminate();
       this.#worker = null;
     }
-    for (const { reject, timer } of this.#pending.values()) {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const { reject, timer } of pending) {
       clearTimeout(timer);
       reject(error);
     }
-    this.#pending.clear();
-    for (const session of this.#sessions.values()) {
-      sessionLost(session);
+    for (const ref of this.#sessions.values()) {
+      const session = ref.deref();
+      if (session !== undefined) {
+        sessionLost(session);
+        this.#registry.unregister(session);
+      }
     }
     this.#sessions.clear();
     this.#ready = null;
@@ -166,29 +216,37 @@ export class MontyWireWorker {
     }
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      let timer;
-      if (timeout !== undefined && timeout !== null && timeout !== Infinity) {
-        timer = setTimeout(() => {
-          if (!this.#pending.has(id)) return;
-          this.#pending.delete(id);
-          reject(new MontyWireTimeout(timeout));
-          this.#kill(new MontyWireTerminated("monty-wire: the worker was terminated after another request timed out"));
-          if (!this.#terminated) {
-            this.#start().catch(() => {});
-          }
-        }, timeout);
-      }
-      this.#pending.set(id, { resolve, reject, timer });
+      const limited = typeof timeout === "number" && Number.isFinite(timeout);
+      this.#pending.set(id, { op: message.op, resolve, reject, timeout: limited ? timeout : null, timer: undefined });
       this.#worker.postMessage({ id, ...message }, transfer);
     });
+  }
+
+  /** The worker began on request `id`: its timeout starts now. */
+  #started(id) {
+    const pending = this.#pending.get(id);
+    if (pending === undefined || pending.timeout === null) {
+      return;
+    }
+    pending.timer = setTimeout(() => {
+      if (this.#pending.get(id) !== pending) return;
+      this.#pending.delete(id);
+      pending.reject(new MontyWireTimeout(pending.timeout));
+      this.#kill(new MontyWireTerminated("monty-wire: the worker was terminated after another request timed out"));
+      this.#replace();
+    }, pending.timeout);
   }
 
   #onMessage(generation, data) {
     if (generation !== this.#generation) {
       return;
     }
+    if (data.op === "started") {
+      this.#started(data.id);
+      return;
+    }
     if (data.op === "print") {
-      const onPrint = this.#sessions.get(data.session)?.onPrint;
+      const onPrint = this.#sessions.get(data.session)?.deref()?.onPrint;
       if (typeof onPrint === "function") {
         try {
           onPrint(data.stream, data.text);
@@ -210,15 +268,26 @@ export class MontyWireWorker {
     }
     const { name, message, stderr } = data.error;
     if (name === "MontyWireTrapped") {
-      // The instance in the worker is dead: replace the worker.
+      // The instance in the worker is dead: replace the worker (unless it
+      // died loading the module: the failed load drops it, and the next
+      // call tries again).
       pending.reject(new MontyWireTrapped(message, { stderr }));
-      this.#kill(new MontyWireTerminated("monty-wire: the worker's instance trapped"));
-      if (!this.#terminated) {
-        this.#start().catch(() => {});
+      if (pending.op !== "load") {
+        this.#kill(new MontyWireTerminated("monty-wire: the worker's instance trapped"));
+        this.#replace();
       }
     } else {
       pending.reject(Object.assign(new MontyWireError(message), { name }));
     }
+  }
+
+  /** A session the host dropped without closing it was collected. */
+  #forget(generation, id) {
+    if (generation !== this.#generation || this.#worker === null || this.#sessions.get(id)?.deref() !== undefined) {
+      return;
+    }
+    this.#sessions.delete(id);
+    this.#request(generation, { op: "close", session: id }).catch(() => {});
   }
 
   static {
@@ -242,11 +311,12 @@ export class MontyWireWorker {
         .#request(generation, { op: "dispatch", session: id, request: buffer }, [buffer], timeout ?? host.#options.timeout)
         .then((response) => new Uint8Array(response));
     };
-    hostClose = (host, generation, id) => {
-      host.#sessions.delete(id);
+    hostClose = (host, session, generation, id) => {
+      host.#registry.unregister(session);
       if (generation !== host.#generation || host.#worker === null) {
         return Promise.resolve();
       }
+      host.#sessions.delete(id);
       return host.#request(generation, { op: "close", session: id });
     };
   }
@@ -302,7 +372,7 @@ export class WorkerSession {
     }
     this.#closed = true;
     if (!this.#lost) {
-      await hostClose(this.#host, this.#generation, this.#id);
+      await hostClose(this.#host, this, this.#generation, this.#id);
     }
   }
 

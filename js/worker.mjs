@@ -6,9 +6,15 @@
 //               { id, op: "open", print }                    print: forward live output
 //               { id, op: "dispatch", session, request }     request: ArrayBuffer (transferred)
 //               { id, op: "close", session }
-// Messages out: { id, result } / { id, error: { name, message, stderr } }
+// Messages out: { op: "started", id }                        the worker began on request `id`
+//               { id, result } / { id, error: { name, message, stderr } }
 //               dispatch: result is an ArrayBuffer, transferred
 //               { op: "print", session, stream, text }       live output, before the dispatch reply
+//
+// Requests are served one at a time, in order, each after the previous one
+// finished (loading is asynchronous: a request that arrives meanwhile waits).
+// "started" lets the page time a request from when it runs, not from when
+// it was queued behind another.
 import { MontyWire } from "./monty_wire.mjs";
 
 let wire = null;
@@ -47,8 +53,15 @@ function handle({ op, ...data }) {
   }
 }
 
-self.onmessage = async ({ data }) => {
+let queue = Promise.resolve();
+
+self.onmessage = ({ data }) => {
+  queue = queue.then(() => serve(data));
+};
+
+async function serve(data) {
   const { id } = data;
+  self.postMessage({ op: "started", id });
   try {
     const result = await handle(data);
     if (result && result.transfer instanceof ArrayBuffer) {
@@ -62,4 +75,4 @@ self.onmessage = async ({ data }) => {
       error: { name: error?.name ?? "Error", message: error?.message ?? String(error), stderr: error?.stderr ?? "" },
     });
   }
-};
+}

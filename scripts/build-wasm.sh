@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
 # Builds the web front end's module, js/dist/monty_wire.wasm: monty-wire for
 # wasm32-wasip1 as a WASI reactor (it exports `_initialize`, no `_start`),
-# with the C entry points plus the wasm exports of src/wasm.rs. It is built
-# without default features (no CLI, no type checking) in the `wasm` profile
-# (opt-level "s", no LTO: small, and quick to build on 2 cores).
+# with the C entry points plus the wasm exports of src/wasm.rs (the
+# `wasm-reactor` feature). It is built without the other default features
+# (no CLI, no type checking) in the `wasm` profile of Cargo.toml:
+# opt-level "s", fat LTO in one codegen unit, stripped.
 #
-#   bash scripts/build-wasm.sh [--type-check] [--opt] [--out FILE]
+#   bash scripts/build-wasm.sh [--type-check] [--test-hooks] [--opt] [--out FILE]
 #     --type-check  include static type checking (about twice the size)
+#     --test-hooks  include the crate's test hooks (an induced panic, for the
+#                   trap tests; never ship this build)
 #     --opt         shrink the result with `wasm-opt -Oz` (binaryen from npm,
 #                   installed by `npm ci` in js/; adds a few minutes)
 #     --out FILE    where to put the module (default js/dist/monty_wire.wasm)
+#
+# Builds with other features reuse the compiled dependencies: only this
+# crate and the link step are built again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-features=(--no-default-features)
+features=(--no-default-features --features wasm-reactor)
 opt=0
 out=js/dist/monty_wire.wasm
 while [ $# -gt 0 ]; do
   case "$1" in
     --type-check) features+=(--features type-check) ;;
+    --test-hooks) features+=(--features test-hooks) ;;
     --opt) opt=1 ;;
     --out) out=$2; shift ;;
-    *) echo "usage: $0 [--type-check] [--opt] [--out FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--type-check] [--test-hooks] [--opt] [--out FILE]" >&2; exit 2 ;;
   esac
   shift
 done

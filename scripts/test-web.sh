@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# The web front end's tests, from a fresh machine: installs the npm packages
-# (js/package-lock.json), Debian's chromium if it is missing, builds
-# js/dist/monty_wire.wasm and the capnp-es schema code (js/gen/), then runs
-#   - the glue in Node, with Node's built-in test runner, and
-#   - the same scenarios plus the Web Worker wrapper in headless Chromium.
+# The web front end's tests, from a fresh machine. Installs Debian's chromium
+# if it is missing, then:
+#   - runs the quick start of js/README.md exactly as written (it builds
+#     js/dist/monty_wire.wasm, installs the npm packages of js/package-lock.json,
+#     generates the capnp-es schema code in js/gen/ and runs the example),
+#   - builds js/dist/monty_wire_test_hooks.wasm, the same module with the
+#     crate's test hooks (an induced panic), for the trap tests,
+#   - type-checks js/test/types.ts against the declarations, and
+#   - runs the glue in Node (Node's test runner) and the same scenarios plus
+#     the Web Worker wrapper in headless Chromium.
 # Needs Node.js 20+ and npm; apt-get for chromium.
 #   bash scripts/test-web.sh [--opt]     (--opt: test the wasm-opt -Oz build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build_args=()
-[ "${1:-}" = "--opt" ] && build_args+=(--opt)
-
-echo "== npm ci (js/)"
-(cd js && npm ci --no-audit --no-fund --loglevel=error)
+opt=0
+[ "${1:-}" = "--opt" ] && opt=1
 
 if ! [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
   echo "== apt-get install chromium"
@@ -23,11 +25,22 @@ if ! [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
-echo "== build js/dist/monty_wire.wasm"
-bash scripts/build-wasm.sh "${build_args[@]}"
+echo "== the quick start of js/README.md, as written"
+# Its first sh block, between "## Quick start" and the next heading.
+quickstart=$(awk '/^## /{on = ($0 == "## Quick start")} on && /^```sh$/{block = 1; next} block && /^```$/{exit} block' js/README.md)
+[ -n "$quickstart" ] || { echo "no sh block under '## Quick start' in js/README.md"; exit 1; }
+printf '%s\n' "$quickstart" | sed 's/^/  $ /'
+bash -euo pipefail -c "$quickstart"
 
-echo "== generate js/gen/ from schema/monty_wire.cgr"
-node js/scripts/gen-schema.mjs
+if [ "$opt" = 1 ]; then
+  echo "== js/dist/monty_wire.wasm through wasm-opt -Oz"
+  bash scripts/build-wasm.sh --opt
+fi
+
+echo "== build js/dist/monty_wire_test_hooks.wasm (with the test hooks)"
+hooks_args=(--test-hooks --out js/dist/monty_wire_test_hooks.wasm)
+[ "$opt" = 1 ] && hooks_args+=(--opt)
+bash scripts/build-wasm.sh "${hooks_args[@]}"
 
 echo "== type declarations"
 (cd js && npx --no-install tsc -p test)

@@ -30,6 +30,9 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== wasm32-wasip1 build, with type checking (the web build without it is tested below)"
 cargo build --locked --target wasm32-wasip1 --lib
 
+echo "== lint the wasm-only code (src/wasm.rs, the wasm-reactor feature)"
+cargo clippy --locked --target wasm32-wasip1 --lib --features wasm-reactor -- -D warnings
+
 echo "== Rust tests"
 cargo test --locked
 

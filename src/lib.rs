@@ -22,7 +22,7 @@ pub mod error;
 pub mod ffi;
 pub mod protocol;
 pub mod session;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "wasm-reactor"))]
 pub mod wasm;
 
 /// The Rust bindings generated from `schema/monty_wire.capnp`; the schema

@@ -1,5 +1,9 @@
 //! WebAssembly exports beside the C entry points, for JavaScript hosts.
 //!
+//! Compiled only on `wasm32` with the `wasm-reactor` feature (which
+//! `scripts/build-wasm.sh` turns on): without it, a wasm32 binary built from
+//! this crate stays a plain WASI command.
+//!
 //! On `wasm32` the six `extern "C"` functions of [`crate::ffi`] are exported
 //! from the module as they are. A JavaScript host additionally needs:
 //!
@@ -7,8 +11,15 @@
 //!   in linear memory before passing them to `monty_wire_dispatch`;
 //! - [`monty_wire_set_print_stdio`], because JavaScript cannot hand a
 //!   function pointer to `monty_wire_set_print_callback`: it sends live
-//!   print output to WASI file descriptors 1 (stdout) and 2 (stderr), where
-//!   the host's `fd_write` import receives it.
+//!   print output through the WASI `fd_write` import, on descriptors of its
+//!   own ([`PRINT_STDOUT_FD`], [`PRINT_STDERR_FD`]), where the host receives
+//!   it.
+//!
+//! Python's print output never goes to descriptors 1 and 2. Those are the
+//! module's own stdout and stderr, where the Rust runtime writes a panic's
+//! message (and an allocation failure's) just before the module traps, so a
+//! host can tell one from the other: text on 3 and 4 is what the sandboxed
+//! program printed, text on 2 is about the module itself.
 //!
 //! The module is a WASI *reactor*: it exports `_initialize`, which the host
 //! calls once after instantiating it and before anything else, and has no
@@ -19,7 +30,6 @@
 
 use std::{
     alloc::{Layout, alloc, dealloc},
-    io::Write,
     ptr::NonNull,
     sync::atomic::{AtomicBool, Ordering},
 };
@@ -104,25 +114,65 @@ pub unsafe extern "C" fn monty_wire_dealloc(ptr: *mut u8, len: usize) {
     }
 }
 
-/// Writes one print fragment to WASI stdout or stderr, at once.
-fn write_stdio(stream: PrintStream, text: &str) {
-    // Errors are ignored: live output is a courtesy, and the same text is
-    // in the response anyway. Flushing passes every fragment to the host's
-    // `fd_write` as it is printed, not at the next newline.
-    let _ = match stream {
-        PrintStream::Stdout => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+/// The WASI descriptor live `print()` output to stdout goes to.
+pub const PRINT_STDOUT_FD: u32 = 3;
+/// The WASI descriptor live `print()` output to stderr goes to.
+pub const PRINT_STDERR_FD: u32 = 4;
+
+/// A WASI `ciovec`: `len` bytes at `buf`.
+#[repr(C)]
+struct Ciovec {
+    buf: *const u8,
+    len: usize,
+}
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+unsafe extern "C" {
+    /// WASI preview 1 `fd_write`, the same import the standard library's
+    /// stdout uses (hence its plain `i32` signature, which must match).
+    #[link_name = "fd_write"]
+    fn wasi_fd_write(fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i32;
+}
+
+/// Writes all of `bytes` to WASI descriptor `fd`; gives up at the first
+/// error (a host that does not know the descriptor answers `EBADF`).
+fn write_fd(fd: u32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        let iov = Ciovec {
+            buf: bytes.as_ptr(),
+            len: bytes.len(),
+        };
+        let mut written: usize = 0;
+        // SAFETY: `iov` describes `bytes`, which is live and unchanged during
+        // the call, and `written` is a valid place for the count; on wasm32
+        // pointers and `usize` are 32 bits, which is the import's ABI.
+        let errno = unsafe { wasi_fd_write(fd as i32, (&raw const iov) as i32, 1, (&raw mut written) as i32) };
+        if errno != 0 || written == 0 {
+            return;
         }
-        PrintStream::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+        bytes = &bytes[written.min(bytes.len())..];
+    }
+}
+
+/// Writes one print fragment to the host at once, on the print descriptor
+/// of its stream. Errors are ignored: live output is a courtesy, and the
+/// same text is in the response anyway.
+fn write_stdio(stream: PrintStream, text: &str) {
+    let fd = match stream {
+        PrintStream::Stdout => PRINT_STDOUT_FD,
+        PrintStream::Stderr => PRINT_STDERR_FD,
     };
+    write_fd(fd, text.as_bytes());
 }
 
 /// Turns live print output of a session on (`enabled` non-zero) or off.
 ///
-/// While on, every fragment `print()` writes is also written to WASI file
-/// descriptor 1 (stdout) or 2 (stderr) as it is printed, so the host's
-/// `fd_write` import sees it during `monty_wire_dispatch`. It replaces a
+/// While on, every fragment `print()` writes is also written with WASI
+/// `fd_write` to descriptor [`PRINT_STDOUT_FD`] (3, for stdout) or
+/// [`PRINT_STDERR_FD`] (4, for stderr) as it is printed, so the host's
+/// `fd_write` import sees it during `monty_wire_dispatch`. They are not
+/// descriptors 1 and 2, the module's own stdout and stderr: a panic's
+/// message goes there, and must not pass for Python output. It replaces a
 /// callback set with `monty_wire_set_print_callback`, and the other way
 /// round. Returns [`MONTY_WIRE_OK`], [`MONTY_WIRE_UNKNOWN_SESSION`] or
 /// [`MONTY_WIRE_SESSION_BUSY`].

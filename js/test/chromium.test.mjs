@@ -41,6 +41,9 @@ test("headless Chromium", { skip: !available && !required && `no browser at ${ex
   const log = [];
   try {
     const page = context.pages()[0] ?? (await context.newPage());
+    // The page's scenarios about forgotten sessions force a collection.
+    const cdp = await context.newCDPSession(page);
+    await page.exposeFunction("__collectGarbage", () => cdp.send("HeapProfiler.collectGarbage"));
     page.on("console", (message) => log.push(`console.${message.type()}: ${message.text()}`));
     page.on("pageerror", (error) => log.push(`pageerror: ${error.message}`));
     page.on("requestfailed", (request) => log.push(`requestfailed: ${request.url()} ${request.failure()?.errorText}`));

@@ -3,7 +3,10 @@
 // from browser/page.mjs, so this module uses no Node APIs.
 //
 // Each scenario gets `load()` (a fresh instance from the compiled module),
-// `schemaVersion` (protocolVersion from schema/monty_wire.capnp) and the
+// `loadHooks()` (the same from the module built with the crate's test
+// hooks), `schemaVersion` (protocolVersion from schema/monty_wire.capnp),
+// `panicScriptName` (PANIC_SCRIPT_NAME from src/session/mod.rs),
+// `collectGarbage()` (a full collection; resolves when it is done) and the
 // glue's exports.
 import * as P from "./protocol.mjs";
 
@@ -37,6 +40,15 @@ function expectArm(resp, arm) {
 /** Dispatches and decodes at once: the view is read before anything else touches the instance. */
 function send(session, bytes) {
   return P.response(session.dispatch(bytes));
+}
+
+/** Collects garbage until `done()` holds (finalizers run in tasks of their own, after a collection). */
+export async function collectUntil(collectGarbage, done) {
+  for (let i = 0; i < 50 && !done(); i++) {
+    await collectGarbage();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return done();
 }
 
 function open(session, code, options) {
@@ -260,6 +272,23 @@ export const scenarios = [
     },
   },
   {
+    name: "a session the host forgot is closed once it is garbage-collected",
+    async run({ load, collectGarbage }) {
+      const wire = await load();
+      const kept = wire.openSession();
+      (() => {
+        const forgotten = wire.openSession();
+        open(forgotten, "'x' * 1000");
+      })();
+      eq(wire.sessionCount, 2, "two sessions open");
+      check(await collectUntil(collectGarbage, () => wire.sessionCount === 1), "the forgotten session was closed");
+      open(kept, "1");
+      eq(P.repr(expectArm(send(kept, P.run()), "complete").complete), "1", "the kept session still works");
+      kept.close();
+      eq(wire.sessionCount, 0, "none left");
+    },
+  },
+  {
     name: "a trap kills the instance; a fresh instance works",
     async run({ load, MontyWireTrapped }) {
       const wire = await load();
@@ -318,6 +347,47 @@ export const scenarios = [
       check(third.dead, "third instance dead");
       check(!fresh.dead, "other instances are unaffected");
       eq(P.repr(expectArm(send(s, P.run()), "complete").complete), "'alive'", "fresh instance still fine");
+    },
+  },
+  {
+    name: "a Rust panic traps: MontyWireTrapped carries its message, which never reaches onPrint",
+    async run({ loadHooks, MontyWireTrapped, panicScriptName }) {
+      const wire = await loadHooks();
+      const printed = [];
+      const onPrint = (stream, text) => printed.push([stream, text]);
+      // Python output on both streams first, in a session that stays open.
+      const other = wire.openSession({ onPrint });
+      open(other, "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n1");
+      expectArm(send(other, P.run()), "complete");
+      eq(printed, [["stdout", "to stdout"], ["stdout", "\n"], ["stderr", "to stderr"], ["stderr", "\n"]], "Python output");
+      printed.length = 0;
+      // Opening a run under this script name panics inside the engine; on
+      // wasm32 a panic aborts, which traps.
+      const session = wire.openSession({ onPrint });
+      let trap = null;
+      try {
+        send(session, P.openRun("1", { scriptName: panicScriptName }));
+      } catch (e) {
+        trap = e;
+      }
+      check(trap instanceof MontyWireTrapped, `the panic surfaces as MontyWireTrapped (${trap})`);
+      check(trap.cause instanceof WebAssembly.RuntimeError, `its cause is the engine's trap (${trap.cause})`);
+      check(/panicked at .*\binduced by the test hook/s.test(trap.stderr), `.stderr has the panic message: ${JSON.stringify(trap.stderr)}`);
+      check(trap.message.includes("induced by the test hook"), "the message shows it too");
+      eq(printed, [], "nothing reached onPrint (the panic message is not Python's stderr)");
+      check(wire.dead, "the instance is dead");
+      check(session.closed && other.closed, "its sessions are closed");
+      let later = null;
+      try {
+        wire.openSession();
+      } catch (e) {
+        later = e;
+      }
+      check(later instanceof MontyWireTrapped && later.stderr === "", `later calls throw MontyWireTrapped (${later})`);
+      const fresh = await loadHooks();
+      const s = fresh.openSession();
+      open(s, "'alive'");
+      eq(P.repr(expectArm(send(s, P.run()), "complete").complete), "'alive'", "a fresh instance works");
     },
   },
 ];

@@ -1,7 +1,7 @@
 // Type-checked (never run) by scripts/test-web.sh: tsc --noEmit -p js/test.
 // Uses the declarations as a TypeScript host would, so they cannot drift
 // from what the examples in js/README.md do.
-import { MontyWire, MontyWireTrapped, type PrintStream, Session } from "../monty_wire.mjs";
+import { MontyWire, MontyWireTrapped, type PrintStream, Session, WASI_IMPLEMENTED, WasiExit } from "../monty_wire.mjs";
 import { MontyWireTimeout, MontyWireWorker, type WorkerSession } from "../monty_wire_worker.mjs";
 
 export async function inProcess(request: Uint8Array): Promise<number> {
@@ -11,6 +11,8 @@ export async function inProcess(request: Uint8Array): Promise<number> {
     onPrint: (stream: PrintStream, text: string) => console.log(stream, text),
   });
   const handle: bigint = session.handle;
+  const open: number = wire.sessionCount;
+  const wasi: readonly string[] = WASI_IMPLEMENTED;
   try {
     const view: Uint8Array = session.dispatch(request);
     const owned: Uint8Array = session.dispatchCopy(request);
@@ -19,7 +21,8 @@ export async function inProcess(request: Uint8Array): Promise<number> {
   } catch (error) {
     if (error instanceof MontyWireTrapped) {
       const stderr: string = error.stderr;
-      return stderr.length;
+      const exit: number = error.cause instanceof WasiExit ? error.cause.exitCode : 0;
+      return stderr.length + exit + open + wasi.length;
     }
     throw error;
   } finally {
@@ -33,7 +36,10 @@ export async function inWorker(request: Uint8Array): Promise<Uint8Array | null> 
   try {
     return await session.dispatch(request, { timeout: 1000 });
   } catch (error) {
-    if (error instanceof MontyWireTimeout) return null;
+    if (error instanceof MontyWireTimeout) {
+      const restarted: void = await host.restart(); // a fresh worker for what comes next
+      return restarted ?? null;
+    }
     throw error;
   } finally {
     await session.close();

@@ -5,9 +5,10 @@
 import * as glue from "../../monty_wire.mjs";
 import { MontyWireTerminated, MontyWireTimeout, MontyWireWorker } from "../../monty_wire_worker.mjs";
 import * as P from "../protocol.mjs";
-import { check, eq, scenarios } from "../scenarios.mjs";
+import { check, collectUntil, eq, scenarios } from "../scenarios.mjs";
 
 const wasmUrl = new URL("../../dist/monty_wire.wasm", import.meta.url);
+const hooksUrl = new URL("../../dist/monty_wire_test_hooks.wasm", import.meta.url);
 
 async function rejection(promise) {
   try {
@@ -118,6 +119,144 @@ const workerScenarios = [
     },
   },
   {
+    name: "worker: a timeout counts from when the request runs, not while it waits in the queue",
+    async run() {
+      const host = await MontyWireWorker.create({ wasm: wasmUrl, timeout: 1500 });
+      const session = await host.openSession();
+      // The first program runs about 2.5 s and then stops itself (its own
+      // time limit), under a per-request timeout that lets it.
+      eq(
+        P.which(P.response(await session.dispatch(P.openRun("while True:\n    pass", { maxTurnNanos: 2_500_000_000 })))),
+        "ok",
+        "openRun",
+      );
+      const other = await host.openSession();
+      eq(P.which(P.response(await other.dispatch(P.openRun("'quick'")))), "ok", "openRun");
+      const started = performance.now();
+      const long = session.dispatch(P.run(), { timeout: 30_000 });
+      // Queued behind it for about 2.5 s, itself quick: within its 1.5 s.
+      const quick = other.dispatch(P.run());
+      const [longResult, quickResult] = await Promise.allSettled([long, quick]);
+      const elapsed = performance.now() - started;
+      check(longResult.status === "fulfilled", `the long request finished (${longResult.reason})`);
+      eq(P.which(P.response(longResult.value)), "pythonError", "stopped by its own time limit");
+      check(quickResult.status === "fulfilled", `the queued request did not time out (${quickResult.reason})`);
+      eq(P.repr(P.response(quickResult.value).complete), "'quick'", "the queued request's value");
+      check(elapsed > 2000, `the queued request waited for the long one (${elapsed.toFixed(0)} ms)`);
+      host.terminate();
+    },
+  },
+  {
+    name: "worker: a failed start does not poison later calls; restart() resolves, and rejects after terminate()",
+    async run() {
+      // Sabotage the next worker: its script fails to load, or the module
+      // it is sent is not monty-wire (so MontyWire.load fails inside it).
+      const RealWorker = globalThis.Worker;
+      let sabotage = null;
+      globalThis.Worker = class extends RealWorker {
+        #how;
+        constructor(url, options) {
+          const how = sabotage;
+          sabotage = null;
+          super(how === "script" ? new URL("../../no-such-worker.mjs", import.meta.url) : url, options);
+          this.#how = how;
+        }
+        postMessage(message, transfer) {
+          if (this.#how === "load" && message.op === "load") {
+            message = { ...message, source: new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]).buffer };
+          }
+          super.postMessage(message, transfer);
+        }
+      };
+      try {
+        const host = await MontyWireWorker.create({ wasm: wasmUrl });
+        for (const [how, expected] of [
+          ["script", MontyWireTerminated],
+          ["load", glue.MontyWireError],
+        ]) {
+          sabotage = how;
+          const failed = await rejection(host.restart());
+          check(failed instanceof expected, `restart() with a failing ${how} rejects with ${expected.name} (${failed})`);
+          // The next call starts another worker instead of repeating the failure.
+          const session = await host.openSession();
+          eq(P.which(P.response(await session.dispatch(P.openRun("1")))), "ok", `works after a failed ${how}`);
+        }
+        eq(await host.restart(), undefined, "restart() resolves to undefined");
+        host.terminate();
+        const after = await rejection(host.restart());
+        check(after instanceof MontyWireTerminated, `restart() after terminate() rejects (${after})`);
+      } finally {
+        globalThis.Worker = RealWorker;
+      }
+    },
+  },
+  {
+    name: "worker: a Rust panic rejects with MontyWireTrapped and its message; the worker is replaced",
+    async run({ panicScriptName }) {
+      const host = await MontyWireWorker.create({ wasm: hooksUrl });
+      const printed = [];
+      const session = await host.openSession({ onPrint: (stream, text) => printed.push([stream, text]) });
+      eq(P.which(P.response(await session.dispatch(P.openRun("print('hi')")))), "ok", "openRun");
+      eq(P.which(P.response(await session.dispatch(P.run()))), "complete", "run");
+      eq(printed.map(([, t]) => t).join(""), "hi\n", "Python output");
+      printed.length = 0;
+      const panicking = await host.openSession({ onPrint: (stream, text) => printed.push([stream, text]) });
+      const error = await rejection(panicking.dispatch(P.openRun("1", { scriptName: panicScriptName })));
+      check(error instanceof glue.MontyWireTrapped, `MontyWireTrapped from the worker (${error})`);
+      check(/panicked at .*\binduced by the test hook/s.test(error.stderr), `.stderr has the panic message: ${JSON.stringify(error.stderr)}`);
+      eq(printed, [], "the panic message did not reach onPrint");
+      check(session.closed && panicking.closed, "the worker's sessions are gone");
+      const fresh = await host.openSession();
+      await fresh.dispatch(P.openRun("6 * 7"));
+      eq(P.repr(P.response(await fresh.dispatch(P.run())).complete), "42", "replacement worker");
+      host.terminate();
+    },
+  },
+  {
+    name: "worker: a session the host forgot is closed in its worker once it is garbage-collected",
+    async run({ collectGarbage }) {
+      // Record what goes to the worker and what it answers.
+      const RealWorker = globalThis.Worker;
+      const posted = [];
+      const answered = new Map();
+      globalThis.Worker = class extends RealWorker {
+        constructor(url, options) {
+          super(url, options);
+          this.addEventListener("message", ({ data }) => data.id !== undefined && data.op === undefined && answered.set(data.id, data));
+        }
+        postMessage(message, transfer) {
+          posted.push(message);
+          super.postMessage(message, transfer);
+        }
+      };
+      let host;
+      try {
+        host = await MontyWireWorker.create({ wasm: wasmUrl });
+      } finally {
+        globalThis.Worker = RealWorker;
+      }
+      const kept = await host.openSession();
+      await (async () => {
+        const forgotten = await host.openSession();
+        await forgotten.dispatch(P.openRun("'x' * 1000"));
+      })();
+      eq(host.sessionCount, 2, "two sessions open");
+      check(await collectUntil(collectGarbage, () => host.sessionCount === 1), "the forgotten session was closed");
+      const [opened] = posted.filter((m) => m.op === "open").slice(1);
+      const forgottenId = answered.get(opened.id).result;
+      const close = posted.find((m) => m.op === "close");
+      eq(close?.session, forgottenId, "the worker was told to close it");
+      for (let i = 0; i < 50 && !answered.has(close.id); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      eq(answered.get(close.id), { id: close.id, result: null }, "and closed it");
+      eq(P.which(P.response(await kept.dispatch(P.openRun("1")))), "ok", "the kept session still works");
+      await kept.close();
+      eq(host.sessionCount, 0, "none left");
+      host.terminate();
+    },
+  },
+  {
     name: "worker: a trap in the worker is reported and the worker replaced",
     async run() {
       const host = await MontyWireWorker.create({ wasm: wasmUrl });
@@ -140,10 +279,21 @@ async function main() {
   const list = document.getElementById("results");
   const schema = await (await fetch("/schema/monty_wire.capnp")).text();
   const schemaVersion = Number(/const protocolVersion\s*:UInt32\s*=\s*(\d+)/.exec(schema)[1]);
+  const sessionSource = await (await fetch("/src/session/mod.rs")).text();
+  const panicScriptName = /PANIC_SCRIPT_NAME: &str = "(.*)";/.exec(sessionSource)[1];
   // Compiled once (streaming, off the main thread's critical path); every
-  // scenario instantiates it afresh.
+  // scenario instantiates them afresh.
   const module = await glue.compileMontyWire(wasmUrl);
-  const context = { ...glue, schemaVersion, load: () => glue.MontyWire.load(module) };
+  const hooksModule = await glue.compileMontyWire(hooksUrl);
+  const context = {
+    ...glue,
+    schemaVersion,
+    panicScriptName,
+    // Exposed by chromium.test.mjs: a full collection through the DevTools protocol.
+    collectGarbage: () => window.__collectGarbage(),
+    load: () => glue.MontyWire.load(module),
+    loadHooks: () => glue.MontyWire.load(hooksModule),
+  };
   let ticks = 0;
   const ticker = setInterval(() => ticks++, 10);
   for (const scenario of [...scenarios, ...workerScenarios]) {
