@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints the comparison tables of benches/README-results.md from the results
+"""Prints the comparison tables of the README's Benchmarks section from the results
 of the last `cargo bench` (target/criterion, or $CARGO_TARGET_DIR/criterion).
 
     cargo bench && python3 benches/summarize.py
