@@ -62,8 +62,23 @@ pub extern "C" fn _initialize() {
         // requires, and it runs before any other export touches the
         // module's state.
         unsafe { __wasm_call_ctors() }
+        // Memory is counted from here on: the baseline is what the module
+        // holds now, and no hard ceiling is armed, so `maxMemory` raises
+        // MemoryError in the sandbox rather than trapping. This is what
+        // `monty_alloc::set_hard_limit(None)` does, except that it also takes
+        // a module that has not allocated anything yet (a count of 0, which
+        // `set_hard_limit` refuses as "allocator not installed").
+        let live = monty_types::LIVE_MEMORY.load(Ordering::Relaxed);
+        monty_types::BASELINE_MEMORY.fetch_min(live, Ordering::Relaxed);
     }
 }
+
+/// The module is a program of its own (unlike the native library, which
+/// must not impose an allocator on its host), so it counts heap bytes with
+/// monty's allocator: `maxMemory` works and usage reports memory. Running
+/// out of linear memory traps, as it would without it.
+#[global_allocator]
+static ALLOCATOR: monty_alloc::LimitedAllocator = monty_alloc::LimitedAllocator;
 
 /// Alignment of every [`monty_wire_alloc`] block: one Cap'n Proto word, so a
 /// request written there is read in place on the aligned path.

@@ -19,7 +19,7 @@ export function response(bytes) {
   return new capnp.Message(bytes, false).getRoot(S.Response);
 }
 
-export function openRun(code, { scriptName, inputNames = [], maxRecursionDepth, maxTurnNanos, cwd } = {}) {
+export function openRun(code, { scriptName, inputNames = [], maxRecursionDepth, maxTurnNanos, maxMemoryBytes, cwd } = {}) {
   return request((r) => {
     const open = r._initOpenRun();
     open.code = code;
@@ -27,10 +27,11 @@ export function openRun(code, { scriptName, inputNames = [], maxRecursionDepth, 
     if (cwd !== undefined) open.cwd = cwd;
     const names = open._initInputNames(inputNames.length);
     inputNames.forEach((name, i) => names.set(i, name));
-    if (maxRecursionDepth !== undefined || maxTurnNanos !== undefined) {
+    if (maxRecursionDepth !== undefined || maxTurnNanos !== undefined || maxMemoryBytes !== undefined) {
       const limits = open._initLimits();
       if (maxRecursionDepth !== undefined) limits.maxRecursionDepth = BigInt(maxRecursionDepth);
       if (maxTurnNanos !== undefined) limits._initMaxTurnDuration().nanos = BigInt(maxTurnNanos);
+      if (maxMemoryBytes !== undefined) limits._initMaxMemory().bytes = BigInt(maxMemoryBytes);
     }
   });
 }

@@ -198,6 +198,29 @@ export const scenarios = [
     },
   },
   {
+    name: "counts heap bytes: usage reports memory and maxMemory raises MemoryError",
+    async run({ load }) {
+      const wire = await load();
+      const session = wire.openSession();
+      open(session, "xs = []\nwhile True:\n    xs.append('x' * 10_000)", { maxMemoryBytes: 20_000_000 });
+      const resp = expectArm(send(session, P.run()), "pythonError");
+      eq(P.enumName(S.ExcType, resp.pythonError.type), "MEMORY_ERROR", "type");
+      // A run that fits, suspended while it holds a hundred 10 kB strings:
+      // memory is measured, and counts at least those.
+      const fits = wire.openSession();
+      open(fits, "xs = ['x' * 10_000 for _ in range(100)]\nf(len(xs))", {
+        inputNames: ["f"],
+        maxMemoryBytes: 20_000_000,
+      });
+      const call = expectArm(send(fits, P.start(["f"])), "functionCall");
+      const memory = call.usage.memory;
+      eq(memory.which(), S.Usage_Memory_Which.BYTES, "memory is measured");
+      check(memory.bytes >= 1_000_000n, `usage counts the program's heap (${memory.bytes} bytes)`);
+      session.close();
+      fits.close();
+    },
+  },
+  {
     name: "awaits two host futures resolved out of order (asyncio.gather)",
     async run({ load }) {
       const wire = await load();
