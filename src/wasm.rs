@@ -134,39 +134,17 @@ pub const PRINT_STDOUT_FD: u32 = 3;
 /// The WASI descriptor live `print()` output to stderr goes to.
 pub const PRINT_STDERR_FD: u32 = 4;
 
-/// A WASI `ciovec`: `len` bytes at `buf`.
-#[repr(C)]
-struct Ciovec {
-    buf: *const u8,
-    len: usize,
-}
-
-#[link(wasm_import_module = "wasi_snapshot_preview1")]
-unsafe extern "C" {
-    /// WASI preview 1 `fd_write`, the same import the standard library's
-    /// stdout uses (hence its plain `i32` signature, which must match).
-    #[link_name = "fd_write"]
-    fn wasi_fd_write(fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i32;
-}
-
-/// Writes all of `bytes` to WASI descriptor `fd`; gives up at the first
-/// error (a host that does not know the descriptor answers `EBADF`).
-fn write_fd(fd: u32, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        let iov = Ciovec {
-            buf: bytes.as_ptr(),
-            len: bytes.len(),
-        };
-        let mut written: usize = 0;
-        // SAFETY: `iov` describes `bytes`, which is live and unchanged during
-        // the call, and `written` is a valid place for the count; on wasm32
-        // pointers and `usize` are 32 bits, which is the import's ABI.
-        let errno = unsafe { wasi_fd_write(fd as i32, (&raw const iov) as i32, 1, (&raw mut written) as i32) };
-        if errno != 0 || written == 0 {
-            return;
-        }
-        bytes = &bytes[written.min(bytes.len())..];
-    }
+/// Writes all of `bytes` to WASI descriptor `fd` (the standard library's
+/// `File` writes through the `fd_write` import); errors are ignored (a host
+/// that does not know the descriptor answers `EBADF`).
+fn write_fd(fd: u32, bytes: &[u8]) {
+    use std::{fs::File, io::Write, mem::ManuallyDrop, os::fd::FromRawFd};
+    let Ok(fd) = i32::try_from(fd) else { return };
+    // SAFETY: the descriptor is the host's, open for the module's whole
+    // life (the glue answers `fd_write` and `fd_fdstat_get` for it), and
+    // `ManuallyDrop` keeps this `File` from ever closing it.
+    let mut file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+    let _ = file.write_all(bytes);
 }
 
 /// Writes one print fragment to the host at once, on the print descriptor
