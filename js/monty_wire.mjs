@@ -550,6 +550,13 @@ function wasiFunctions(host) {
   const dv = () => new DataView(host.memory().buffer);
   const timeOrigin = BigInt(Math.round((globalThis.performance?.timeOrigin ?? Date.now()) * 1e6));
   const nowNanos = () => BigInt(Math.round((globalThis.performance?.now() ?? 0) * 1e6));
+  /** `environ_sizes_get` / `args_sizes_get` of an empty list: no strings, no bytes. */
+  const noStrings = (countPtr, sizePtr) => {
+    const view = dv();
+    view.setUint32(u32(countPtr), 0, true);
+    view.setUint32(u32(sizePtr), 0, true);
+    return ESUCCESS;
+  };
   const implemented = {
     clock_time_get(id, _precision, resultPtr) {
       let nanos;
@@ -624,21 +631,12 @@ function wasiFunctions(host) {
     fd_prestat_dir_name() {
       return EBADF;
     },
-    environ_sizes_get(countPtr, sizePtr) {
-      const view = dv();
-      view.setUint32(u32(countPtr), 0, true);
-      view.setUint32(u32(sizePtr), 0, true);
-      return ESUCCESS;
-    },
+    // The environment and the arguments are both empty lists of strings.
+    environ_sizes_get: noStrings,
     environ_get() {
       return ESUCCESS;
     },
-    args_sizes_get(countPtr, sizePtr) {
-      const view = dv();
-      view.setUint32(u32(countPtr), 0, true);
-      view.setUint32(u32(sizePtr), 0, true);
-      return ESUCCESS;
-    },
+    args_sizes_get: noStrings,
     args_get() {
       return ESUCCESS;
     },

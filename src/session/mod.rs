@@ -131,7 +131,8 @@ impl Session {
     /// problem is reported inside the response.
     pub fn handle_bytes(&mut self, request: &[u8]) -> WireMessage {
         // Wall time counts decoding the request, not encoding the response
-        // (the response carries it). One clock read starts both.
+        // (the response carries it); this one clock read starts it, whether
+        // the request decodes or not.
         let started = Instant::now();
         let response = match decode_request(request, &self.decode_limits) {
             Ok(request) => self.handle_since(request, started),
@@ -220,8 +221,9 @@ impl Session {
 /// The heap bytes monty's memory limit sees, where the process counts them.
 ///
 /// monty counts memory only through its own allocator (`monty-alloc`),
-/// installed as the global allocator of a process that chooses it, as the
-/// command line does; a library must not impose it on its host. Without it
+/// installed as the global allocator of a program that chooses it, as the
+/// command line and the web module do; a native library must not impose it
+/// on its host. Without it
 /// the count stays 0 and memory is reported as unmeasured.
 fn measured_memory() -> Option<u64> {
     use std::sync::atomic::Ordering::Relaxed;
