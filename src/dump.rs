@@ -12,7 +12,7 @@
 //! over the whole envelope, and a dump whose tag does not verify is refused
 //! before monty reads a byte of its payload.
 
-use std::time::Duration;
+use std::{convert::Infallible, time::Duration};
 
 use hmac::{Hmac, KeyInit, Mac};
 use monty::{DUMP_VERSION, Dump, MIN_SUPPORTED_DUMP_VERSION, MontyRun, SessionRef};
@@ -23,7 +23,8 @@ use thiserror::Error;
 use crate::{
     PROTOCOL_VERSION,
     codec::{
-        DecodeLimits, WireMessage, builder_with_capacity, limits::duration_nanos, read_message, value::checked_data,
+        DecodeContext, DecodeLimits, WireMessage, builder_with_capacity, limits::duration_nanos, read_message,
+        value::checked_data,
     },
     error::DecodeError,
     schema::monty_wire_capnp as wire,
@@ -202,9 +203,10 @@ pub fn dump_program(program: &MontyRun, key: &DumpKey) -> Result<WireMessage, Du
     seal(DumpKind::Program, 0, &payload, &FlightRecord::default(), key)
 }
 
-/// Loads a program written by [`dump_program`].
-pub fn load_program(bytes: &[u8], key: &DumpKey) -> Result<MontyRun, DumpError> {
-    let opened = open(bytes, key)?;
+/// Loads a program written by [`dump_program`], reading the envelope
+/// within `limits` (the session's, as for any message it reads).
+pub fn load_program(bytes: &[u8], key: &DumpKey, limits: &DecodeLimits) -> Result<MontyRun, DumpError> {
+    let opened = open(bytes, key, limits)?;
     if opened.kind != DumpKind::Program {
         return Err(DumpError::WrongKind {
             request: "loadProgram",
@@ -235,9 +237,9 @@ pub fn dump_session(
     seal(kind, DUMP_VERSION, &payload, flight, key)
 }
 
-/// Loads what [`dump_session`] wrote.
-pub fn load_session(bytes: &[u8], key: &DumpKey) -> Result<LoadedSession, DumpError> {
-    let opened = open(bytes, key)?;
+/// Loads what [`dump_session`] wrote, reading the envelope within `limits`.
+pub fn load_session(bytes: &[u8], key: &DumpKey, limits: &DecodeLimits) -> Result<LoadedSession, DumpError> {
+    let opened = open(bytes, key, limits)?;
     if opened.kind == DumpKind::Program {
         return Err(DumpError::WrongKind {
             request: "loadSession",
@@ -261,40 +263,52 @@ pub fn load_session(bytes: &[u8], key: &DumpKey) -> Result<LoadedSession, DumpEr
     })
 }
 
-/// Every envelope field the seal covers.
+/// Every envelope field the seal covers but the future names, which
+/// [`update_seal`] takes as a stream so a reader can hash them where they
+/// lie.
 struct SealedFields<'a> {
     kind: DumpKind,
     protocol: u32,
-    monty_version: &'a str,
+    monty_version: &'a [u8],
     dump_version: u16,
     payload: &'a [u8],
-    flight: &'a FlightRecord,
+    suspensions: u64,
+    total_sleep_nanos: u64,
+    elapsed_nanos: u64,
 }
 
 /// Feeds `mac` the bytes the seal covers: every envelope field but the
 /// seal, each length-prefixed, so no two envelopes share a tag input. Seal
-/// and open both use this, and the payload is hashed where it lies rather
-/// than copied first.
-fn update_seal(mac: &mut HmacSha256, fields: &SealedFields<'_>) {
+/// and open both use this. Nothing is copied first: the payload is hashed
+/// where it lies, and the `names_len` future names (call id, name bytes)
+/// are hashed as `names` yields them, so a reader feeds them straight from
+/// the message and a failing read stops the feed.
+fn update_seal<'n, E>(
+    mac: &mut HmacSha256,
+    fields: &SealedFields<'_>,
+    names_len: usize,
+    names: impl Iterator<Item = Result<(u32, &'n [u8]), E>>,
+) -> Result<(), E> {
     let length = |len: usize| (len as u64).to_le_bytes();
     mac.update(b"monty-wire dump\0");
     mac.update(&(fields.kind.to_wire() as u16).to_le_bytes());
     mac.update(&fields.protocol.to_le_bytes());
     mac.update(&fields.dump_version.to_le_bytes());
     mac.update(&length(fields.monty_version.len()));
-    mac.update(fields.monty_version.as_bytes());
+    mac.update(fields.monty_version);
     mac.update(&length(fields.payload.len()));
     mac.update(fields.payload);
-    let flight = fields.flight;
-    mac.update(&flight.suspensions.to_le_bytes());
-    mac.update(&duration_nanos(flight.total_sleep).to_le_bytes());
-    mac.update(&duration_nanos(flight.elapsed).to_le_bytes());
-    mac.update(&length(flight.future_names.len()));
-    for (call_id, name) in &flight.future_names {
+    mac.update(&fields.suspensions.to_le_bytes());
+    mac.update(&fields.total_sleep_nanos.to_le_bytes());
+    mac.update(&fields.elapsed_nanos.to_le_bytes());
+    mac.update(&length(names_len));
+    for entry in names {
+        let (call_id, name) = entry?;
         mac.update(&call_id.to_le_bytes());
         mac.update(&length(name.len()));
-        mac.update(name.as_bytes());
+        mac.update(name);
     }
+    Ok(())
 }
 
 fn seal(
@@ -331,17 +345,21 @@ fn seal(
     match key.mac() {
         None => root.init_seal().set_none(()),
         Some(mut mac) => {
-            update_seal(
-                &mut mac,
-                &SealedFields {
-                    kind,
-                    protocol: PROTOCOL_VERSION,
-                    monty_version: MONTY_VERSION,
-                    dump_version,
-                    payload,
-                    flight,
-                },
-            );
+            let fields = SealedFields {
+                kind,
+                protocol: PROTOCOL_VERSION,
+                monty_version: MONTY_VERSION.as_bytes(),
+                dump_version,
+                payload,
+                suspensions: flight.suspensions,
+                total_sleep_nanos: duration_nanos(flight.total_sleep),
+                elapsed_nanos: duration_nanos(flight.elapsed),
+            };
+            let names = flight
+                .future_names
+                .iter()
+                .map(|(call_id, name)| Ok::<_, Infallible>((*call_id, name.as_bytes())));
+            let Ok(()) = update_seal(&mut mac, &fields, flight.future_names.len(), names);
             root.init_seal().set_hmac_sha256(&mac.finalize().into_bytes());
         }
     }
@@ -349,6 +367,7 @@ fn seal(
 }
 
 /// An envelope whose seal (if any) verified.
+#[derive(Debug)]
 struct Opened {
     kind: DumpKind,
     dump_version: u16,
@@ -356,21 +375,26 @@ struct Opened {
     flight: FlightRecord,
 }
 
-/// Checks the envelope (seal first) and returns what it holds.
-fn open(bytes: &[u8], key: &DumpKey) -> Result<Opened, DumpError> {
-    let message = read_message(bytes, &DecodeLimits::default())?;
+/// Checks the envelope and returns what it holds.
+///
+/// The envelope is read like any message a host sends: within the session's
+/// `limits`, every allocation whose size the bytes choose charged to one
+/// [`DecodeContext`] budget. Until the seal is checked nothing is copied out
+/// of the message (the seal hashes every field where it lies), so a session
+/// with a key refuses forged bytes before they cost it anything but the
+/// hash.
+fn open(bytes: &[u8], key: &DumpKey, limits: &DecodeLimits) -> Result<Opened, DumpError> {
+    let message = read_message(bytes, limits)?;
+    let mut ctx = DecodeContext::new(limits, bytes.len());
     let root = message
         .get_root::<wire::dump::Reader<'_>>()
         .map_err(DecodeError::from)?;
     let kind = DumpKind::from_wire(root.get_kind().map_err(|e| DumpError::UnknownKind(e.0))?);
     let protocol = root.get_protocol_version();
     let version = root.get_monty_version().map_err(DecodeError::from)?;
-    let version = version.to_str().map_err(|_| DecodeError::InvalidUtf8 {
-        field: "Dump.montyVersion",
-    })?;
     let dump_version = root.get_monty_dump_version();
     let payload = root.get_payload().map_err(DecodeError::from)?;
-    let flight = read_flight(root)?;
+    let names = root.get_future_names().map_err(DecodeError::from)?;
     let tag = match root.get_seal().which().map_err(|e| DecodeError::UnknownUnionArm {
         union_name: "Dump.seal",
         value: e.0,
@@ -383,21 +407,25 @@ fn open(bytes: &[u8], key: &DumpKey) -> Result<Opened, DumpError> {
         (Some(_), None) => return Err(DumpError::NotSealed),
         (None, Some(_)) => return Err(DumpError::NoKey),
         (Some(mut mac), Some(tag)) => {
-            update_seal(
-                &mut mac,
-                &SealedFields {
-                    kind,
-                    protocol,
-                    monty_version: version,
-                    dump_version,
-                    payload,
-                    flight: &flight,
-                },
-            );
+            let fields = SealedFields {
+                kind,
+                protocol,
+                monty_version: version.as_bytes(),
+                dump_version,
+                payload,
+                suspensions: root.get_suspensions(),
+                total_sleep_nanos: root.get_total_sleep_nanos(),
+                elapsed_nanos: root.get_feed_elapsed_nanos(),
+            };
+            let names_in_place = names
+                .iter()
+                .map(|entry| Ok::<_, DecodeError>((entry.get_call_id(), entry.get_name()?.as_bytes())));
+            update_seal(&mut mac, &fields, names.len() as usize, names_in_place)?;
             // `verify_slice` compares in constant time.
             mac.verify_slice(tag).map_err(|_| DumpError::BadSeal)?;
         }
     }
+    let version = ctx.str(Ok(version), "Dump.montyVersion")?;
     if protocol > PROTOCOL_VERSION {
         return Err(DumpError::NewerProtocol {
             found: protocol,
@@ -410,30 +438,20 @@ fn open(bytes: &[u8], key: &DumpKey) -> Result<Opened, DumpError> {
             expected: MONTY_VERSION,
         });
     }
+    let mut future_names = ctx.vec(names.len())?;
+    for entry in names.iter() {
+        future_names.push((entry.get_call_id(), ctx.text(entry.get_name(), "Dump.FutureName.name")?));
+    }
     Ok(Opened {
         kind,
         dump_version,
-        payload: payload.to_vec(),
-        flight,
-    })
-}
-
-fn read_flight(root: wire::dump::Reader<'_>) -> Result<FlightRecord, DecodeError> {
-    let future_names = root
-        .get_future_names()?
-        .iter()
-        .map(|entry| {
-            let name = entry.get_name()?.to_str().map_err(|_| DecodeError::InvalidUtf8 {
-                field: "Dump.FutureName.name",
-            })?;
-            Ok((entry.get_call_id(), name.to_owned()))
-        })
-        .collect::<Result<_, DecodeError>>()?;
-    Ok(FlightRecord {
-        suspensions: root.get_suspensions(),
-        total_sleep: Duration::from_nanos(root.get_total_sleep_nanos()),
-        elapsed: Duration::from_nanos(root.get_feed_elapsed_nanos()),
-        future_names,
+        payload: ctx.data(Ok(payload))?,
+        flight: FlightRecord {
+            suspensions: root.get_suspensions(),
+            total_sleep: Duration::from_nanos(root.get_total_sleep_nanos()),
+            elapsed: Duration::from_nanos(root.get_feed_elapsed_nanos()),
+            future_names,
+        },
     })
 }
 
@@ -473,17 +491,21 @@ mod tests {
             future_names: vec![(7, "fetch".into())],
         };
         let mut incremental = key.mac().expect("a key");
-        update_seal(
-            &mut incremental,
-            &SealedFields {
-                kind: DumpKind::ReplSuspended,
-                protocol: PROTOCOL_VERSION,
-                monty_version: MONTY_VERSION,
-                dump_version: DUMP_VERSION,
-                payload,
-                flight: &flight,
-            },
-        );
+        let names = flight
+            .future_names
+            .iter()
+            .map(|(call_id, name)| Ok::<_, Infallible>((*call_id, name.as_bytes())));
+        let fields = SealedFields {
+            kind: DumpKind::ReplSuspended,
+            protocol: PROTOCOL_VERSION,
+            monty_version: MONTY_VERSION.as_bytes(),
+            dump_version: DUMP_VERSION,
+            payload,
+            suspensions: flight.suspensions,
+            total_sleep_nanos: duration_nanos(flight.total_sleep),
+            elapsed_nanos: duration_nanos(flight.elapsed),
+        };
+        let Ok(()) = update_seal(&mut incremental, &fields, flight.future_names.len(), names);
         let mut whole = key.mac().expect("a key");
         whole.update(&seal_input_reference(payload));
         assert_eq!(incremental.finalize().into_bytes(), whole.finalize().into_bytes());
@@ -499,7 +521,7 @@ mod tests {
             future_names: vec![(1, "a".into()), (4, "fetch_all".into())],
         };
         let message = seal(DumpKind::ReplSuspended, DUMP_VERSION, b"payload", &flight, &key).expect("seals");
-        let opened = open(message.as_bytes(), &key).expect("opens");
+        let opened = open(message.as_bytes(), &key, &DecodeLimits::default()).expect("opens");
         assert_eq!(opened.flight, flight);
         assert_eq!(opened.payload, b"payload");
 
@@ -510,7 +532,12 @@ mod tests {
             copy.set_root(reader.get_root::<wire::dump::Reader<'_>>().expect("a Dump"))
                 .expect("copies");
             edit(copy.get_root::<wire::dump::Builder<'_>>().expect("a Dump"));
-            open(WireMessage::from_builder(&copy).as_bytes(), &key).map(|_| ())
+            open(
+                WireMessage::from_builder(&copy).as_bytes(),
+                &key,
+                &DecodeLimits::default(),
+            )
+            .map(|_| ())
         };
         assert!(tampered(&|_| {}).is_ok(), "an untouched copy verifies");
         let edits: [&dyn Fn(wire::dump::Builder<'_>); 5] = [

@@ -64,6 +64,8 @@ enum State {
 /// What dispatch needs from the session besides its state.
 struct Context<'a> {
     dump_key: &'a mut DumpKey,
+    /// Dumps are read within the same limits as the requests that carry them.
+    decode_limits: &'a DecodeLimits,
     #[cfg(feature = "type-check")]
     checker: &'a mut Option<Box<monty_type_checking::TypeChecker>>,
 }
@@ -162,6 +164,7 @@ impl Session {
         let state = &mut self.state;
         let mut context = Context {
             dump_key: &mut self.dump_key,
+            decode_limits: &self.decode_limits,
             #[cfg(feature = "type-check")]
             checker: &mut self.checker,
         };
@@ -293,7 +296,12 @@ fn dispatch(
                 }
             }
             Request::LoadProgram { dump, limits } => {
-                *state = State::Run(Box::new(RunSession::load(&dump, context.dump_key, limits)?));
+                *state = State::Run(Box::new(RunSession::load(
+                    &dump,
+                    context.dump_key,
+                    context.decode_limits,
+                    limits,
+                )?));
                 Ok(Outcome::Ok)
             }
             Request::OpenRepl(open) => {
@@ -302,7 +310,7 @@ fn dispatch(
             }
             Request::LoadSession { dump, limits } => {
                 let dump::LoadedSession { session, flight } =
-                    dump::load_session(&dump, context.dump_key).map_err(dump_error)?;
+                    dump::load_session(&dump, context.dump_key, context.decode_limits).map_err(dump_error)?;
                 *state = match session.state {
                     monty::Session::Running(progress) => State::Run(Box::new(RunSession::resume_loaded(
                         progress,

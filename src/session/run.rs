@@ -13,6 +13,7 @@ use super::{
     suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
 };
 use crate::{
+    codec::DecodeLimits,
     dump::{self, DumpKey, FlightRecord},
     protocol::{ErrorCode, OpenRun, Outcome, ProtocolError, Request},
 };
@@ -57,8 +58,13 @@ impl RunSession {
     }
 
     /// A session around a program from [`dump::load_program`].
-    pub(crate) fn load(dump: &[u8], key: &DumpKey, limits: ResourceLimits) -> Result<Self, ProtocolError> {
-        let program = dump::load_program(dump, key).map_err(dump_error)?;
+    pub(crate) fn load(
+        dump: &[u8],
+        key: &DumpKey,
+        decode_limits: &DecodeLimits,
+        limits: ResourceLimits,
+    ) -> Result<Self, ProtocolError> {
+        let program = dump::load_program(dump, key, decode_limits).map_err(dump_error)?;
         Ok(Self::new(Some(program), String::new(), limits, None))
     }
 
