@@ -296,8 +296,16 @@ impl FramedAllocator {
         }
     }
 
-    fn first_segment(&self) -> Option<NonNull<u8>> {
-        self.first.as_ref().map(|words| NonNull::from(&words[1]).cast::<u8>())
+    /// The first segment's address, one word into the buffer. Derived from
+    /// `Vec::as_mut_ptr`, as capnp's own `ScratchSpaceHeapAllocator` does:
+    /// the builder writes the whole message through this pointer, which a
+    /// pointer derived from a shared reference (`&words[1]`) may not do,
+    /// and `as_mut_ptr` materializes no reference to the buffer, so asking
+    /// again (in `deallocate_segment`) leaves the pointer handed out valid.
+    fn first_segment(&mut self) -> Option<NonNull<u8>> {
+        self.first
+            .as_mut()
+            .and_then(|words| NonNull::new(words.as_mut_ptr().wrapping_add(1).cast::<u8>()))
     }
 }
 
