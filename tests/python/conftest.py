@@ -17,6 +17,7 @@ library through it, see test_ffi_repl.py): `load_library()` does not build.
 
 import ctypes
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,9 @@ PRINT_CALLBACK = ctypes.CFUNCTYPE(
 
 
 def library_path():
+    # Another build of the library, e.g. scripts/asan.sh's sanitized one.
+    if os.environ.get("MONTY_WIRE_LIB"):
+        return Path(os.environ["MONTY_WIRE_LIB"])
     names = {"darwin": "libmonty_wire.dylib", "win32": "monty_wire.dll"}
     return ROOT / "target" / "debug" / names.get(sys.platform, "libmonty_wire.so")
 
