@@ -95,15 +95,13 @@ impl Start {
         let call = |response: &Response| matches!(response.outcome, Outcome::FunctionCall(_));
         match self {
             Self::Empty => {}
-            Self::Keyed => host.expect(&Request::SetDumpKey(KEY.to_vec()), |r| {
-                matches!(r.outcome, Outcome::Ok)
-            }),
+            Self::Keyed => host.expect(&Request::SetDumpKey(KEY.to_vec()), |r| matches!(r.outcome, Outcome::Ok)),
             Self::Ready | Self::FunctionCall | Self::OsCall | Self::NameLookup | Self::Futures => {
                 let mut open = OpenRun::new(PROGRAM);
                 open.input_names = vec!["f".into()];
                 open.limits = limits();
                 host.expect(&Request::OpenRun(Box::new(open)), |r| matches!(r.outcome, Outcome::Ok));
-                let steps: [(Request, fn(&Response) -> bool); 6] = [
+                let steps: [(Request, Check); 6] = [
                     (Request::Start(vec![MontyObject::function("f", None)]), call),
                     (Request::ResumeCall(CallResult::Value(MontyObject::int(1))), |r| {
                         matches!(r.outcome, Outcome::OsCall(_))
@@ -111,7 +109,10 @@ impl Start {
                     (Request::ResumeOsCall(CallResult::Value(MontyObject::none())), |r| {
                         matches!(r.outcome, Outcome::NameLookup(_))
                     }),
-                    (Request::ResumeNameLookup(NameLookupResult::Value(MontyObject::int(3))), call),
+                    (
+                        Request::ResumeNameLookup(NameLookupResult::Value(MontyObject::int(3))),
+                        call,
+                    ),
                     (Request::ResumeCall(CallResult::Future), call),
                     (Request::ResumeCall(CallResult::Future), |r| {
                         matches!(r.outcome, Outcome::ResolveFutures(_))
@@ -146,6 +147,9 @@ impl Start {
         }
     }
 }
+
+/// What a setup step's response must be.
+type Check = fn(&Response) -> bool;
 
 /// The limits of the runs and REPLs the states open: a fuzz input can
 /// write an endless loop, which should end as a `TimeoutError`.
@@ -309,7 +313,11 @@ pub fn decode(data: &[u8]) {
             if let Ok(exc) = decode_exception(bytes, &limits) {
                 fixed_point(
                     exc,
-                    |e: &MontyException| encode_exception(e).expect("a decoded exception re-encodes").into_bytes(),
+                    |e: &MontyException| {
+                        encode_exception(e)
+                            .expect("a decoded exception re-encodes")
+                            .into_bytes()
+                    },
                     |b| decode_exception(b, &limits).expect("a re-encoded exception decodes"),
                 );
             }
@@ -364,7 +372,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         out.push(("dispatch", name.to_owned(), dispatch_input(start, messages)));
         for (i, (request, response)) in record.iter().enumerate() {
             out.push(("decode", format!("{name}-{i}-request"), tagged(Root::Request, request)));
-            out.push(("decode", format!("{name}-{i}-response"), tagged(Root::Response, response)));
+            out.push((
+                "decode",
+                format!("{name}-{i}-response"),
+                tagged(Root::Response, response),
+            ));
         }
     };
     let value = |v: MontyObject| CallResult::Value(v);
@@ -401,7 +413,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             Start::Empty,
             vec![Request::DetectContinuation("if x:\n".into()), Request::DumpSession],
         ),
-        ("ready", Start::Ready, vec![Request::DumpProgram, Request::SetLimits(limits())]),
+        (
+            "ready",
+            Start::Ready,
+            vec![Request::DumpProgram, Request::SetLimits(limits())],
+        ),
         (
             "function-call",
             Start::FunctionCall,
@@ -451,10 +467,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         (
             "repl-suspended",
             Start::ReplSuspended,
-            vec![
-                Request::DumpSession,
-                Request::ResumeCall(value(MontyObject::int(7))),
-            ],
+            vec![Request::DumpSession, Request::ResumeCall(value(MontyObject::int(7)))],
         ),
         (
             "keyed-repl",
@@ -517,7 +530,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     let exc = MontyException::new(monty_types::ExcType::KeyError, Some("k".into()));
     let message = encode_exception(&exc).expect("encodes");
-    out.push(("decode", "exception".into(), tagged(Root::PythonException, message.as_bytes())));
+    out.push((
+        "decode",
+        "exception".into(),
+        tagged(Root::PythonException, message.as_bytes()),
+    ));
     out
 }
 
