@@ -22,6 +22,9 @@ what="${1:-all}"
 
 export RUSTFLAGS="-Zsanitizer=address"
 export RUSTDOCFLAGS="-Zsanitizer=address"
+# Line tables only: reports keep file and line, and the test binaries (each
+# links monty and ty) stay a fraction of their full-debuginfo size.
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:${ASAN_OPTIONS:-}"
 # The WASI tests are for wasm32 and the benchmarks are run by hand.
 cargo_asan() { cargo +nightly "$@" --locked --target "$TARGET" --target-dir "$TARGET_DIR"; }
