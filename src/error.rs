@@ -133,6 +133,16 @@ pub enum DecodeError {
         name: String,
     },
 
+    /// A field set to something the schema allows but monty's values cannot
+    /// hold, so it would be lost.
+    #[error("{field} cannot be set: {reason}")]
+    UnsupportedField {
+        /// The schema field.
+        field: &'static str,
+        /// Why monty cannot hold it.
+        reason: &'static str,
+    },
+
     /// A named time zone the bundled IANA database does not hold.
     #[error("unknown time zone {name:?}")]
     UnknownTimeZone {

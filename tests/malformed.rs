@@ -375,6 +375,24 @@ fn unknown_union_arms_are_reported() {
 }
 
 #[test]
+fn a_datetime_fold_monty_cannot_hold_is_refused() {
+    let folded = value_message(1, 0, |_, n| {
+        let mut dt = n.init_date_time();
+        dt.set_year(2021);
+        dt.set_month(11);
+        dt.set_day(7);
+        dt.reborrow().init_offset().set_naive(());
+        dt.reborrow().init_zone_name().set_none(());
+        dt.set_fold(1);
+    });
+    let err = decode(&folded).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::UnsupportedField { field: "DateTime.fold", .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn bigints_must_be_canonical() {
     let negative_zero = value_message(1, 0, |_, n| {
         let mut big = n.init_big_int();

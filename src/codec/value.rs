@@ -564,6 +564,13 @@ pub(crate) fn read_big_int(r: wire::big_int::Reader<'_>, ctx: &mut DecodeContext
 }
 
 fn read_date_time(r: wire::date_time::Reader<'_>, ctx: &mut DecodeContext) -> Result<MontyDateTime, DecodeError> {
+    // monty's datetime has no fold; one set would be silently lost.
+    if r.get_fold() != 0 {
+        return Err(DecodeError::UnsupportedField {
+            field: "DateTime.fold",
+            reason: "monty's datetime has no fold",
+        });
+    }
     Ok(MontyDateTime {
         year: r.get_year(),
         month: r.get_month(),
