@@ -28,6 +28,7 @@ export const Value_BYTES = 16;
 export function Value_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const Value_nodes_AT = 0;
 export function Value_nodes(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 7, out);
   out.r = s.r;
@@ -38,6 +39,7 @@ export function Value_nodes(s, out = new ListReader()) {
 export function Value_init_nodes(b, s, n) {
   return b.initStructList(s + 8, n, 2, 1);
 }
+export const Value_root_AT = 0;
 export function Value_root(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
@@ -53,6 +55,7 @@ export function Node_newRoot(b) {
   return b.initRoot(2, 1);
 }
 export const Node_Which = Object.freeze({ ellipsis: 0, notImplemented: 1, none: 2, bool: 3, int: 4, bigInt: 5, float: 6, complex: 7, str: 8, bytes: 9, date: 10, dateTime: 11, time: 12, timeDelta: 13, timeZone: 14, decimal: 15, exception: 16, type: 17, builtinFunction: 18, path: 19, fileHandle: 20, function: 21, repr: 22, cycle: 23, list: 24, tuple: 25, set: 26, frozenSet: 27, namedTuple: 28, dict: 29, classType: 30, classInstance: 31, module: 32 });
+export const Node_WHICH_AT = 0;
 export function Node_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
@@ -73,6 +76,7 @@ export function Node_set_bool(b, s, v) {
   const x = b.view.getUint8(s + 2);
   b.view.setUint8(s + 2, (v ? 1 : 0) === 1 ? x | 1 : x & 254);
 }
+export const Node_int_AT = 8;
 export function Node_int(s) {
   return s.ds >= 16 ? s.r.view.getBigInt64(s.d + 8, true) : 0n;
 }
@@ -94,6 +98,7 @@ export function Node_init_bigInt(b, s) {
   b.view.setUint16(s + 0, 5, true);
   return b.initStruct(s + 16, 1, 1);
 }
+export const Node_float_AT = 8;
 export function Node_float(s) {
   return s.ds >= 16 ? (s.r.view.getFloat64(s.d + 8, true)) : 0;
 }
@@ -112,6 +117,7 @@ export function Node_init_complex(b, s) {
   b.view.setUint16(s + 0, 7, true);
   return b.initStruct(s + 16, 2, 0);
 }
+export const Node_str_AT = 0;
 export function Node_str(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -119,6 +125,7 @@ export function Node_set_str(b, s, v) {
   b.view.setUint16(s + 0, 8, true);
   b.setText(s + 16, v);
 }
+export const Node_bytes_AT = 0;
 export function Node_bytes(s) {
   return s.pc > 0 ? readData(s.r, s.p + 0, EMPTY) : EMPTY;
 }
@@ -181,6 +188,7 @@ export function Node_init_timeZone(b, s) {
   b.view.setUint16(s + 0, 14, true);
   return b.initStruct(s + 16, 1, 1);
 }
+export const Node_decimal_AT = 0;
 export function Node_decimal(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -199,6 +207,7 @@ export function Node_init_exception(b, s) {
   b.view.setUint16(s + 0, 16, true);
   return b.initStruct(s + 16, 1, 1);
 }
+export const Node_type_AT = 0;
 export function Node_type(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -206,6 +215,7 @@ export function Node_set_type(b, s, v) {
   b.view.setUint16(s + 0, 17, true);
   b.setText(s + 16, v);
 }
+export const Node_builtinFunction_AT = 0;
 export function Node_builtinFunction(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -213,6 +223,7 @@ export function Node_set_builtinFunction(b, s, v) {
   b.view.setUint16(s + 0, 18, true);
   b.setText(s + 16, v);
 }
+export const Node_path_AT = 0;
 export function Node_path(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -242,6 +253,7 @@ export function Node_init_function(b, s) {
   b.view.setUint16(s + 0, 21, true);
   return b.initStruct(s + 16, 1, 2);
 }
+export const Node_repr_AT = 0;
 export function Node_repr(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -249,6 +261,7 @@ export function Node_set_repr(b, s, v) {
   b.view.setUint16(s + 0, 22, true);
   b.setText(s + 16, v);
 }
+export const Node_cycle_AT = 0;
 export function Node_cycle(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -256,6 +269,7 @@ export function Node_set_cycle(b, s, v) {
   b.view.setUint16(s + 0, 23, true);
   b.setText(s + 16, v);
 }
+export const Node_list_AT = 0;
 export function Node_list(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 4, out);
   out.r = s.r;
@@ -267,6 +281,7 @@ export function Node_init_list(b, s, n) {
   b.view.setUint16(s + 0, 24, true);
   return b.initList(s + 16, 4, n);
 }
+export const Node_tuple_AT = 0;
 export function Node_tuple(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 4, out);
   out.r = s.r;
@@ -278,6 +293,7 @@ export function Node_init_tuple(b, s, n) {
   b.view.setUint16(s + 0, 25, true);
   return b.initList(s + 16, 4, n);
 }
+export const Node_set_AT = 0;
 export function Node_set(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 4, out);
   out.r = s.r;
@@ -289,6 +305,7 @@ export function Node_init_set(b, s, n) {
   b.view.setUint16(s + 0, 26, true);
   return b.initList(s + 16, 4, n);
 }
+export const Node_frozenSet_AT = 0;
 export function Node_frozenSet(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 4, out);
   out.r = s.r;
@@ -311,6 +328,7 @@ export function Node_init_namedTuple(b, s) {
   b.view.setUint16(s + 0, 28, true);
   return b.initStruct(s + 16, 0, 3);
 }
+export const Node_dict_AT = 0;
 export function Node_dict(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 7, out);
   out.r = s.r;
@@ -363,12 +381,14 @@ export const Pair_BYTES = 8;
 export function Pair_newRoot(b) {
   return b.initRoot(1, 0);
 }
+export const Pair_key_AT = 0;
 export function Pair_key(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
 export function Pair_set_key(b, s, v) {
   b.view.setUint32(s + 0, v, true);
 }
+export const Pair_value_AT = 4;
 export function Pair_value(s) {
   return s.ds >= 8 ? (s.r.view.getUint32(s.d + 4, true)) : 0;
 }
@@ -390,6 +410,7 @@ export function BigInt_set_negative(b, s, v) {
   const x = b.view.getUint8(s + 0);
   b.view.setUint8(s + 0, (v ? 1 : 0) === 1 ? x | 1 : x & 254);
 }
+export const BigInt_magnitude_AT = 0;
 export function BigInt_magnitude(s) {
   return s.pc > 0 ? readData(s.r, s.p + 0, EMPTY) : EMPTY;
 }
@@ -404,12 +425,14 @@ export const Complex_BYTES = 16;
 export function Complex_newRoot(b) {
   return b.initRoot(2, 0);
 }
+export const Complex_real_AT = 0;
 export function Complex_real(s) {
   return s.ds >= 8 ? (s.r.view.getFloat64(s.d + 0, true)) : 0;
 }
 export function Complex_set_real(b, s, v) {
   b.view.setFloat64(s + 0, v, true);
 }
+export const Complex_imag_AT = 8;
 export function Complex_imag(s) {
   return s.ds >= 16 ? (s.r.view.getFloat64(s.d + 8, true)) : 0;
 }
@@ -424,18 +447,21 @@ export const Date_BYTES = 8;
 export function Date_newRoot(b) {
   return b.initRoot(1, 0);
 }
+export const Date_year_AT = 0;
 export function Date_year(s) {
   return s.ds >= 4 ? (s.r.view.getInt32(s.d + 0, true)) : 0;
 }
 export function Date_set_year(b, s, v) {
   b.view.setInt32(s + 0, v, true);
 }
+export const Date_month_AT = 4;
 export function Date_month(s) {
   return s.ds >= 5 ? (s.r.view.getUint8(s.d + 4, true)) : 0;
 }
 export function Date_set_month(b, s, v) {
   b.view.setUint8(s + 4, v, true);
 }
+export const Date_day_AT = 5;
 export function Date_day(s) {
   return s.ds >= 6 ? (s.r.view.getUint8(s.d + 5, true)) : 0;
 }
@@ -450,42 +476,49 @@ export const DateTime_BYTES = 32;
 export function DateTime_newRoot(b) {
   return b.initRoot(3, 1);
 }
+export const DateTime_year_AT = 0;
 export function DateTime_year(s) {
   return s.ds >= 4 ? (s.r.view.getInt32(s.d + 0, true)) : 0;
 }
 export function DateTime_set_year(b, s, v) {
   b.view.setInt32(s + 0, v, true);
 }
+export const DateTime_month_AT = 4;
 export function DateTime_month(s) {
   return s.ds >= 5 ? (s.r.view.getUint8(s.d + 4, true)) : 0;
 }
 export function DateTime_set_month(b, s, v) {
   b.view.setUint8(s + 4, v, true);
 }
+export const DateTime_day_AT = 5;
 export function DateTime_day(s) {
   return s.ds >= 6 ? (s.r.view.getUint8(s.d + 5, true)) : 0;
 }
 export function DateTime_set_day(b, s, v) {
   b.view.setUint8(s + 5, v, true);
 }
+export const DateTime_hour_AT = 6;
 export function DateTime_hour(s) {
   return s.ds >= 7 ? (s.r.view.getUint8(s.d + 6, true)) : 0;
 }
 export function DateTime_set_hour(b, s, v) {
   b.view.setUint8(s + 6, v, true);
 }
+export const DateTime_minute_AT = 7;
 export function DateTime_minute(s) {
   return s.ds >= 8 ? (s.r.view.getUint8(s.d + 7, true)) : 0;
 }
 export function DateTime_set_minute(b, s, v) {
   b.view.setUint8(s + 7, v, true);
 }
+export const DateTime_second_AT = 8;
 export function DateTime_second(s) {
   return s.ds >= 9 ? (s.r.view.getUint8(s.d + 8, true)) : 0;
 }
 export function DateTime_set_second(b, s, v) {
   b.view.setUint8(s + 8, v, true);
 }
+export const DateTime_microsecond_AT = 12;
 export function DateTime_microsecond(s) {
   return s.ds >= 16 ? (s.r.view.getUint32(s.d + 12, true)) : 0;
 }
@@ -504,6 +537,7 @@ export function DateTime_zoneName(s) {
 export function DateTime_init_zoneName(b, s) {
   return s;
 }
+export const DateTime_fold_AT = 9;
 export function DateTime_fold(s) {
   return s.ds >= 10 ? (s.r.view.getUint8(s.d + 9, true)) : 0;
 }
@@ -513,12 +547,14 @@ export function DateTime_set_fold(b, s, v) {
 
 // --- DateTime.offset (group)
 export const DateTime_offset_Which = Object.freeze({ naive: 0, seconds: 1 });
+export const DateTime_offset_WHICH_AT = 10;
 export function DateTime_offset_which(s) {
   return s.ds >= 12 ? s.r.view.getUint16(s.d + 10, true) : 0;
 }
 export function DateTime_offset_set_naive(b, s) {
   b.view.setUint16(s + 10, 0, true);
 }
+export const DateTime_offset_seconds_AT = 16;
 export function DateTime_offset_seconds(s) {
   return s.ds >= 20 ? (s.r.view.getInt32(s.d + 16, true)) : 0;
 }
@@ -529,12 +565,14 @@ export function DateTime_offset_set_seconds(b, s, v) {
 
 // --- DateTime.zoneName (group)
 export const DateTime_zoneName_Which = Object.freeze({ none: 0, some: 1 });
+export const DateTime_zoneName_WHICH_AT = 20;
 export function DateTime_zoneName_which(s) {
   return s.ds >= 22 ? s.r.view.getUint16(s.d + 20, true) : 0;
 }
 export function DateTime_zoneName_set_none(b, s) {
   b.view.setUint16(s + 20, 0, true);
 }
+export const DateTime_zoneName_some_AT = 0;
 export function DateTime_zoneName_some(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -550,24 +588,28 @@ export const Time_BYTES = 24;
 export function Time_newRoot(b) {
   return b.initRoot(2, 1);
 }
+export const Time_hour_AT = 0;
 export function Time_hour(s) {
   return s.ds >= 1 ? (s.r.view.getUint8(s.d + 0, true)) : 0;
 }
 export function Time_set_hour(b, s, v) {
   b.view.setUint8(s + 0, v, true);
 }
+export const Time_minute_AT = 1;
 export function Time_minute(s) {
   return s.ds >= 2 ? (s.r.view.getUint8(s.d + 1, true)) : 0;
 }
 export function Time_set_minute(b, s, v) {
   b.view.setUint8(s + 1, v, true);
 }
+export const Time_second_AT = 2;
 export function Time_second(s) {
   return s.ds >= 3 ? (s.r.view.getUint8(s.d + 2, true)) : 0;
 }
 export function Time_set_second(b, s, v) {
   b.view.setUint8(s + 2, v, true);
 }
+export const Time_microsecond_AT = 4;
 export function Time_microsecond(s) {
   return s.ds >= 8 ? (s.r.view.getUint32(s.d + 4, true)) : 0;
 }
@@ -586,6 +628,7 @@ export function Time_zoneName(s) {
 export function Time_init_zoneName(b, s) {
   return s;
 }
+export const Time_fold_AT = 3;
 export function Time_fold(s) {
   return s.ds >= 4 ? (s.r.view.getUint8(s.d + 3, true)) : 0;
 }
@@ -595,12 +638,14 @@ export function Time_set_fold(b, s, v) {
 
 // --- Time.offset (group)
 export const Time_offset_Which = Object.freeze({ naive: 0, seconds: 1 });
+export const Time_offset_WHICH_AT = 8;
 export function Time_offset_which(s) {
   return s.ds >= 10 ? s.r.view.getUint16(s.d + 8, true) : 0;
 }
 export function Time_offset_set_naive(b, s) {
   b.view.setUint16(s + 8, 0, true);
 }
+export const Time_offset_seconds_AT = 12;
 export function Time_offset_seconds(s) {
   return s.ds >= 16 ? (s.r.view.getInt32(s.d + 12, true)) : 0;
 }
@@ -611,12 +656,14 @@ export function Time_offset_set_seconds(b, s, v) {
 
 // --- Time.zoneName (group)
 export const Time_zoneName_Which = Object.freeze({ none: 0, some: 1 });
+export const Time_zoneName_WHICH_AT = 10;
 export function Time_zoneName_which(s) {
   return s.ds >= 12 ? s.r.view.getUint16(s.d + 10, true) : 0;
 }
 export function Time_zoneName_set_none(b, s) {
   b.view.setUint16(s + 10, 0, true);
 }
+export const Time_zoneName_some_AT = 0;
 export function Time_zoneName_some(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -632,18 +679,21 @@ export const TimeDelta_BYTES = 16;
 export function TimeDelta_newRoot(b) {
   return b.initRoot(2, 0);
 }
+export const TimeDelta_days_AT = 0;
 export function TimeDelta_days(s) {
   return s.ds >= 4 ? (s.r.view.getInt32(s.d + 0, true)) : 0;
 }
 export function TimeDelta_set_days(b, s, v) {
   b.view.setInt32(s + 0, v, true);
 }
+export const TimeDelta_seconds_AT = 4;
 export function TimeDelta_seconds(s) {
   return s.ds >= 8 ? (s.r.view.getInt32(s.d + 4, true)) : 0;
 }
 export function TimeDelta_set_seconds(b, s, v) {
   b.view.setInt32(s + 4, v, true);
 }
+export const TimeDelta_microseconds_AT = 8;
 export function TimeDelta_microseconds(s) {
   return s.ds >= 12 ? (s.r.view.getInt32(s.d + 8, true)) : 0;
 }
@@ -658,6 +708,7 @@ export const TimeZone_BYTES = 16;
 export function TimeZone_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const TimeZone_offsetSeconds_AT = 0;
 export function TimeZone_offsetSeconds(s) {
   return s.ds >= 4 ? (s.r.view.getInt32(s.d + 0, true)) : 0;
 }
@@ -673,12 +724,14 @@ export function TimeZone_init_name(b, s) {
 
 // --- TimeZone.name (group)
 export const TimeZone_name_Which = Object.freeze({ none: 0, some: 1 });
+export const TimeZone_name_WHICH_AT = 4;
 export function TimeZone_name_which(s) {
   return s.ds >= 6 ? s.r.view.getUint16(s.d + 4, true) : 0;
 }
 export function TimeZone_name_set_none(b, s) {
   b.view.setUint16(s + 4, 0, true);
 }
+export const TimeZone_name_some_AT = 0;
 export function TimeZone_name_some(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -694,6 +747,7 @@ export const ExceptionValue_BYTES = 16;
 export function ExceptionValue_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const ExceptionValue_type_AT = 0;
 export function ExceptionValue_type(s) {
   return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
 }
@@ -709,12 +763,14 @@ export function ExceptionValue_init_arg(b, s) {
 
 // --- ExceptionValue.arg (group)
 export const ExceptionValue_arg_Which = Object.freeze({ none: 0, some: 1 });
+export const ExceptionValue_arg_WHICH_AT = 2;
 export function ExceptionValue_arg_which(s) {
   return s.ds >= 4 ? s.r.view.getUint16(s.d + 2, true) : 0;
 }
 export function ExceptionValue_arg_set_none(b, s) {
   b.view.setUint16(s + 2, 0, true);
 }
+export const ExceptionValue_arg_some_AT = 0;
 export function ExceptionValue_arg_some(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -730,12 +786,14 @@ export const FileHandle_BYTES = 24;
 export function FileHandle_newRoot(b) {
   return b.initRoot(2, 1);
 }
+export const FileHandle_path_AT = 0;
 export function FileHandle_path(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function FileHandle_set_path(b, s, v) {
   b.setText(s + 16, v);
 }
+export const FileHandle_mode_AT = 0;
 export function FileHandle_mode(s) {
   return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
 }
@@ -749,6 +807,7 @@ export function FileHandle_set_binary(b, s, v) {
   const x = b.view.getUint8(s + 2);
   b.view.setUint8(s + 2, (v ? 1 : 0) === 1 ? x | 1 : x & 254);
 }
+export const FileHandle_position_AT = 8;
 export function FileHandle_position(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -766,6 +825,7 @@ export const Function_BYTES = 24;
 export function Function_newRoot(b) {
   return b.initRoot(1, 2);
 }
+export const Function_name_AT = 0;
 export function Function_name(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -781,12 +841,14 @@ export function Function_init_docstring(b, s) {
 
 // --- Function.docstring (group)
 export const Function_docstring_Which = Object.freeze({ none: 0, some: 1 });
+export const Function_docstring_WHICH_AT = 0;
 export function Function_docstring_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
 export function Function_docstring_set_none(b, s) {
   b.view.setUint16(s + 0, 0, true);
 }
+export const Function_docstring_some_AT = 8;
 export function Function_docstring_some(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
@@ -802,12 +864,14 @@ export const NamedTuple_BYTES = 24;
 export function NamedTuple_newRoot(b) {
   return b.initRoot(0, 3);
 }
+export const NamedTuple_typeName_AT = 0;
 export function NamedTuple_typeName(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function NamedTuple_set_typeName(b, s, v) {
   b.setText(s + 0, v);
 }
+export const NamedTuple_fieldNames_AT = 8;
 export function NamedTuple_fieldNames(s, out = new ListReader()) {
   if (s.pc > 1) return readList(s.r, s.p + 8, 6, out);
   out.r = s.r;
@@ -818,6 +882,7 @@ export function NamedTuple_fieldNames(s, out = new ListReader()) {
 export function NamedTuple_init_fieldNames(b, s, n) {
   return b.initList(s + 8, 6, n);
 }
+export const NamedTuple_values_AT = 16;
 export function NamedTuple_values(s, out = new ListReader()) {
   if (s.pc > 2) return readList(s.r, s.p + 16, 4, out);
   out.r = s.r;
@@ -836,12 +901,14 @@ export const ClassType_BYTES = 32;
 export function ClassType_newRoot(b) {
   return b.initRoot(1, 3);
 }
+export const ClassType_name_AT = 0;
 export function ClassType_name(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function ClassType_set_name(b, s, v) {
   b.setText(s + 8, v);
 }
+export const ClassType_id_AT = 8;
 export function ClassType_id(s) {
   return s.pc > 1 ? readData(s.r, s.p + 8, EMPTY) : EMPTY;
 }
@@ -862,6 +929,7 @@ export function ClassType_set_isDataclass(b, s, v) {
   const x = b.view.getUint8(s + 0);
   b.view.setUint8(s + 0, (v ? 1 : 0) === 1 ? x | 2 : x & 253);
 }
+export const ClassType_attrs_AT = 16;
 export function ClassType_attrs(s, out = new ListReader()) {
   if (s.pc > 2) return readList(s.r, s.p + 16, 7, out);
   out.r = s.r;
@@ -880,18 +948,21 @@ export const ClassInstance_BYTES = 24;
 export function ClassInstance_newRoot(b) {
   return b.initRoot(1, 2);
 }
+export const ClassInstance_classType_AT = 0;
 export function ClassInstance_classType(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
 export function ClassInstance_set_classType(b, s, v) {
   b.view.setUint32(s + 0, v, true);
 }
+export const ClassInstance_instanceId_AT = 0;
 export function ClassInstance_instanceId(s) {
   return s.pc > 0 ? readData(s.r, s.p + 0, EMPTY) : EMPTY;
 }
 export function ClassInstance_set_instanceId(b, s, v) {
   b.setData(s + 8, v);
 }
+export const ClassInstance_attrs_AT = 8;
 export function ClassInstance_attrs(s, out = new ListReader()) {
   if (s.pc > 1) return readList(s.r, s.p + 8, 7, out);
   out.r = s.r;
@@ -910,18 +981,21 @@ export const Module_BYTES = 24;
 export function Module_newRoot(b) {
   return b.initRoot(0, 3);
 }
+export const Module_name_AT = 0;
 export function Module_name(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function Module_set_name(b, s, v) {
   b.setText(s + 0, v);
 }
+export const Module_id_AT = 8;
 export function Module_id(s) {
   return s.pc > 1 ? readData(s.r, s.p + 8, EMPTY) : EMPTY;
 }
 export function Module_set_id(b, s, v) {
   b.setData(s + 8, v);
 }
+export const Module_attrs_AT = 16;
 export function Module_attrs(s, out = new ListReader()) {
   if (s.pc > 2) return readList(s.r, s.p + 16, 7, out);
   out.r = s.r;
@@ -940,6 +1014,7 @@ export const PythonException_BYTES = 32;
 export function PythonException_newRoot(b) {
   return b.initRoot(1, 3);
 }
+export const PythonException_type_AT = 0;
 export function PythonException_type(s) {
   return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
 }
@@ -952,6 +1027,7 @@ export function PythonException_message(s) {
 export function PythonException_init_message(b, s) {
   return s;
 }
+export const PythonException_traceback_AT = 8;
 export function PythonException_traceback(s, out = new ListReader()) {
   if (s.pc > 1) return readList(s.r, s.p + 8, 7, out);
   out.r = s.r;
@@ -971,12 +1047,14 @@ export function PythonException_init_data(b, s) {
 
 // --- PythonException.message (group)
 export const PythonException_message_Which = Object.freeze({ none: 0, some: 1 });
+export const PythonException_message_WHICH_AT = 2;
 export function PythonException_message_which(s) {
   return s.ds >= 4 ? s.r.view.getUint16(s.d + 2, true) : 0;
 }
 export function PythonException_message_set_none(b, s) {
   b.view.setUint16(s + 2, 0, true);
 }
+export const PythonException_message_some_AT = 0;
 export function PythonException_message_some(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -987,6 +1065,7 @@ export function PythonException_message_set_some(b, s, v) {
 
 // --- PythonException.data (group)
 export const PythonException_data_Which = Object.freeze({ none: 0, unicode: 1, json: 2 });
+export const PythonException_data_WHICH_AT = 4;
 export function PythonException_data_which(s) {
   return s.ds >= 6 ? s.r.view.getUint16(s.d + 4, true) : 0;
 }
@@ -1023,30 +1102,35 @@ export const StackFrame_BYTES = 48;
 export function StackFrame_newRoot(b) {
   return b.initRoot(3, 3);
 }
+export const StackFrame_filename_AT = 0;
 export function StackFrame_filename(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function StackFrame_set_filename(b, s, v) {
   b.setText(s + 24, v);
 }
+export const StackFrame_startLine_AT = 0;
 export function StackFrame_startLine(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
 export function StackFrame_set_startLine(b, s, v) {
   b.view.setUint32(s + 0, v, true);
 }
+export const StackFrame_startColumn_AT = 4;
 export function StackFrame_startColumn(s) {
   return s.ds >= 8 ? (s.r.view.getUint32(s.d + 4, true)) : 0;
 }
 export function StackFrame_set_startColumn(b, s, v) {
   b.view.setUint32(s + 4, v, true);
 }
+export const StackFrame_endLine_AT = 8;
 export function StackFrame_endLine(s) {
   return s.ds >= 12 ? (s.r.view.getUint32(s.d + 8, true)) : 0;
 }
 export function StackFrame_set_endLine(b, s, v) {
   b.view.setUint32(s + 8, v, true);
 }
+export const StackFrame_endColumn_AT = 12;
 export function StackFrame_endColumn(s) {
   return s.ds >= 16 ? (s.r.view.getUint32(s.d + 12, true)) : 0;
 }
@@ -1082,12 +1166,14 @@ export function StackFrame_set_hideFrameName(b, s, v) {
 
 // --- StackFrame.frameName (group)
 export const StackFrame_frameName_Which = Object.freeze({ none: 0, some: 1 });
+export const StackFrame_frameName_WHICH_AT = 16;
 export function StackFrame_frameName_which(s) {
   return s.ds >= 18 ? s.r.view.getUint16(s.d + 16, true) : 0;
 }
 export function StackFrame_frameName_set_none(b, s) {
   b.view.setUint16(s + 16, 0, true);
 }
+export const StackFrame_frameName_some_AT = 8;
 export function StackFrame_frameName_some(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
@@ -1098,12 +1184,14 @@ export function StackFrame_frameName_set_some(b, s, v) {
 
 // --- StackFrame.previewLine (group)
 export const StackFrame_previewLine_Which = Object.freeze({ none: 0, some: 1 });
+export const StackFrame_previewLine_WHICH_AT = 18;
 export function StackFrame_previewLine_which(s) {
   return s.ds >= 20 ? s.r.view.getUint16(s.d + 18, true) : 0;
 }
 export function StackFrame_previewLine_set_none(b, s) {
   b.view.setUint16(s + 18, 0, true);
 }
+export const StackFrame_previewLine_some_AT = 16;
 export function StackFrame_previewLine_some(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -1119,6 +1207,7 @@ export const UnicodeErrorData_BYTES = 48;
 export function UnicodeErrorData_newRoot(b) {
   return b.initRoot(3, 3);
 }
+export const UnicodeErrorData_encoding_AT = 0;
 export function UnicodeErrorData_encoding(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -1131,6 +1220,7 @@ export function UnicodeErrorData_object(s) {
 export function UnicodeErrorData_init_object(b, s) {
   return s;
 }
+export const UnicodeErrorData_start_AT = 8;
 export function UnicodeErrorData_start(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -1140,6 +1230,7 @@ export function UnicodeErrorData_start_number(s) {
 export function UnicodeErrorData_set_start(b, s, v) {
   writeUint64(b.view, s + 8, v);
 }
+export const UnicodeErrorData_end_AT = 16;
 export function UnicodeErrorData_end(s) {
   return s.ds >= 24 ? s.r.view.getBigUint64(s.d + 16, true) : 0n;
 }
@@ -1149,6 +1240,7 @@ export function UnicodeErrorData_end_number(s) {
 export function UnicodeErrorData_set_end(b, s, v) {
   writeUint64(b.view, s + 16, v);
 }
+export const UnicodeErrorData_reason_AT = 16;
 export function UnicodeErrorData_reason(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -1158,9 +1250,11 @@ export function UnicodeErrorData_set_reason(b, s, v) {
 
 // --- UnicodeErrorData.object (group)
 export const UnicodeErrorData_object_Which = Object.freeze({ bytes: 0, str: 1 });
+export const UnicodeErrorData_object_WHICH_AT = 0;
 export function UnicodeErrorData_object_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
+export const UnicodeErrorData_object_bytes_AT = 8;
 export function UnicodeErrorData_object_bytes(s) {
   return s.pc > 1 ? readData(s.r, s.p + 8, EMPTY) : EMPTY;
 }
@@ -1168,6 +1262,7 @@ export function UnicodeErrorData_object_set_bytes(b, s, v) {
   b.view.setUint16(s + 0, 0, true);
   b.setData(s + 32, v);
 }
+export const UnicodeErrorData_object_str_AT = 8;
 export function UnicodeErrorData_object_str(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
@@ -1183,6 +1278,7 @@ export const JsonErrorData_BYTES = 48;
 export function JsonErrorData_newRoot(b) {
   return b.initRoot(4, 2);
 }
+export const JsonErrorData_msg_AT = 0;
 export function JsonErrorData_msg(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -1195,6 +1291,7 @@ export function JsonErrorData_doc(s) {
 export function JsonErrorData_init_doc(b, s) {
   return s;
 }
+export const JsonErrorData_pos_AT = 8;
 export function JsonErrorData_pos(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -1204,6 +1301,7 @@ export function JsonErrorData_pos_number(s) {
 export function JsonErrorData_set_pos(b, s, v) {
   writeUint64(b.view, s + 8, v);
 }
+export const JsonErrorData_lineno_AT = 16;
 export function JsonErrorData_lineno(s) {
   return s.ds >= 24 ? s.r.view.getBigUint64(s.d + 16, true) : 0n;
 }
@@ -1213,6 +1311,7 @@ export function JsonErrorData_lineno_number(s) {
 export function JsonErrorData_set_lineno(b, s, v) {
   writeUint64(b.view, s + 16, v);
 }
+export const JsonErrorData_colno_AT = 24;
 export function JsonErrorData_colno(s) {
   return s.ds >= 32 ? s.r.view.getBigUint64(s.d + 24, true) : 0n;
 }
@@ -1225,12 +1324,14 @@ export function JsonErrorData_set_colno(b, s, v) {
 
 // --- JsonErrorData.doc (group)
 export const JsonErrorData_doc_Which = Object.freeze({ none: 0, some: 1 });
+export const JsonErrorData_doc_WHICH_AT = 0;
 export function JsonErrorData_doc_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
 export function JsonErrorData_doc_set_none(b, s) {
   b.view.setUint16(s + 0, 0, true);
 }
+export const JsonErrorData_doc_some_AT = 8;
 export function JsonErrorData_doc_some(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
@@ -1246,18 +1347,21 @@ export const SourceRange_BYTES = 16;
 export function SourceRange_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const SourceRange_filename_AT = 0;
 export function SourceRange_filename(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function SourceRange_set_filename(b, s, v) {
   b.setText(s + 8, v);
 }
+export const SourceRange_start_AT = 0;
 export function SourceRange_start(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
 export function SourceRange_set_start(b, s, v) {
   b.view.setUint32(s + 0, v, true);
 }
+export const SourceRange_end_AT = 4;
 export function SourceRange_end(s) {
   return s.ds >= 8 ? (s.r.view.getUint32(s.d + 4, true)) : 0;
 }
@@ -1296,12 +1400,14 @@ export function ResourceLimits_gcInterval(s) {
 export function ResourceLimits_init_gcInterval(b, s) {
   return s;
 }
+export const ResourceLimits_maxRecursionDepth_AT = 40;
 export function ResourceLimits_maxRecursionDepth(s) {
   return s.ds >= 48 ? s.r.view.getBigUint64(s.d + 40, true) ^ 1000n : 1000n;
 }
 export function ResourceLimits_set_maxRecursionDepth(b, s, v) {
   writeUint64(b.view, s + 40, BigInt.asUintN(64, BigInt(v) ^ 1000n));
 }
+export const ResourceLimits_maxSuspensions_AT = 48;
 export function ResourceLimits_maxSuspensions(s) {
   return s.ds >= 56 ? s.r.view.getBigUint64(s.d + 48, true) ^ 1000n : 1000n;
 }
@@ -1317,12 +1423,14 @@ export function ResourceLimits_init_maxTotalSleep(b, s) {
 
 // --- ResourceLimits.maxFeedDuration (group)
 export const ResourceLimits_maxFeedDuration_Which = Object.freeze({ unlimited: 0, nanos: 1 });
+export const ResourceLimits_maxFeedDuration_WHICH_AT = 0;
 export function ResourceLimits_maxFeedDuration_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
 export function ResourceLimits_maxFeedDuration_set_unlimited(b, s) {
   b.view.setUint16(s + 0, 0, true);
 }
+export const ResourceLimits_maxFeedDuration_nanos_AT = 8;
 export function ResourceLimits_maxFeedDuration_nanos(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -1336,12 +1444,14 @@ export function ResourceLimits_maxFeedDuration_set_nanos(b, s, v) {
 
 // --- ResourceLimits.maxTurnDuration (group)
 export const ResourceLimits_maxTurnDuration_Which = Object.freeze({ unlimited: 0, nanos: 1 });
+export const ResourceLimits_maxTurnDuration_WHICH_AT = 2;
 export function ResourceLimits_maxTurnDuration_which(s) {
   return s.ds >= 4 ? s.r.view.getUint16(s.d + 2, true) : 0;
 }
 export function ResourceLimits_maxTurnDuration_set_unlimited(b, s) {
   b.view.setUint16(s + 2, 0, true);
 }
+export const ResourceLimits_maxTurnDuration_nanos_AT = 16;
 export function ResourceLimits_maxTurnDuration_nanos(s) {
   return s.ds >= 24 ? s.r.view.getBigUint64(s.d + 16, true) : 0n;
 }
@@ -1355,12 +1465,14 @@ export function ResourceLimits_maxTurnDuration_set_nanos(b, s, v) {
 
 // --- ResourceLimits.maxMemory (group)
 export const ResourceLimits_maxMemory_Which = Object.freeze({ unlimited: 0, bytes: 1 });
+export const ResourceLimits_maxMemory_WHICH_AT = 4;
 export function ResourceLimits_maxMemory_which(s) {
   return s.ds >= 6 ? s.r.view.getUint16(s.d + 4, true) : 0;
 }
 export function ResourceLimits_maxMemory_set_unlimited(b, s) {
   b.view.setUint16(s + 4, 0, true);
 }
+export const ResourceLimits_maxMemory_bytes_AT = 24;
 export function ResourceLimits_maxMemory_bytes(s) {
   return s.ds >= 32 ? s.r.view.getBigUint64(s.d + 24, true) : 0n;
 }
@@ -1374,12 +1486,14 @@ export function ResourceLimits_maxMemory_set_bytes(b, s, v) {
 
 // --- ResourceLimits.gcInterval (group)
 export const ResourceLimits_gcInterval_Which = Object.freeze({ default: 0, allocations: 1 });
+export const ResourceLimits_gcInterval_WHICH_AT = 6;
 export function ResourceLimits_gcInterval_which(s) {
   return s.ds >= 8 ? s.r.view.getUint16(s.d + 6, true) : 0;
 }
 export function ResourceLimits_gcInterval_set_default(b, s) {
   b.view.setUint16(s + 6, 0, true);
 }
+export const ResourceLimits_gcInterval_allocations_AT = 32;
 export function ResourceLimits_gcInterval_allocations(s) {
   return s.ds >= 40 ? s.r.view.getBigUint64(s.d + 32, true) : 0n;
 }
@@ -1393,12 +1507,14 @@ export function ResourceLimits_gcInterval_set_allocations(b, s, v) {
 
 // --- ResourceLimits.maxTotalSleep (group)
 export const ResourceLimits_maxTotalSleep_Which = Object.freeze({ unlimited: 0, nanos: 1 });
+export const ResourceLimits_maxTotalSleep_WHICH_AT = 56;
 export function ResourceLimits_maxTotalSleep_which(s) {
   return s.ds >= 58 ? s.r.view.getUint16(s.d + 56, true) : 0;
 }
 export function ResourceLimits_maxTotalSleep_set_unlimited(b, s) {
   b.view.setUint16(s + 56, 0, true);
 }
+export const ResourceLimits_maxTotalSleep_nanos_AT = 64;
 export function ResourceLimits_maxTotalSleep_nanos(s) {
   return s.ds >= 72 ? s.r.view.getBigUint64(s.d + 64, true) : 0n;
 }
@@ -1417,6 +1533,7 @@ export const Usage_BYTES = 56;
 export function Usage_newRoot(b) {
   return b.initRoot(7, 0);
 }
+export const Usage_elapsedNanos_AT = 0;
 export function Usage_elapsedNanos(s) {
   return s.ds >= 8 ? s.r.view.getBigUint64(s.d + 0, true) : 0n;
 }
@@ -1426,6 +1543,7 @@ export function Usage_elapsedNanos_number(s) {
 export function Usage_set_elapsedNanos(b, s, v) {
   writeUint64(b.view, s + 0, v);
 }
+export const Usage_feedElapsedNanos_AT = 8;
 export function Usage_feedElapsedNanos(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -1435,6 +1553,7 @@ export function Usage_feedElapsedNanos_number(s) {
 export function Usage_set_feedElapsedNanos(b, s, v) {
   writeUint64(b.view, s + 8, v);
 }
+export const Usage_turnElapsedNanos_AT = 16;
 export function Usage_turnElapsedNanos(s) {
   return s.ds >= 24 ? s.r.view.getBigUint64(s.d + 16, true) : 0n;
 }
@@ -1444,6 +1563,7 @@ export function Usage_turnElapsedNanos_number(s) {
 export function Usage_set_turnElapsedNanos(b, s, v) {
   writeUint64(b.view, s + 16, v);
 }
+export const Usage_wallNanos_AT = 24;
 export function Usage_wallNanos(s) {
   return s.ds >= 32 ? s.r.view.getBigUint64(s.d + 24, true) : 0n;
 }
@@ -1453,6 +1573,7 @@ export function Usage_wallNanos_number(s) {
 export function Usage_set_wallNanos(b, s, v) {
   writeUint64(b.view, s + 24, v);
 }
+export const Usage_suspensions_AT = 32;
 export function Usage_suspensions(s) {
   return s.ds >= 40 ? s.r.view.getBigUint64(s.d + 32, true) : 0n;
 }
@@ -1471,12 +1592,14 @@ export function Usage_init_memory(b, s) {
 
 // --- Usage.memory (group)
 export const Usage_memory_Which = Object.freeze({ unmeasured: 0, bytes: 1 });
+export const Usage_memory_WHICH_AT = 40;
 export function Usage_memory_which(s) {
   return s.ds >= 42 ? s.r.view.getUint16(s.d + 40, true) : 0;
 }
 export function Usage_memory_set_unmeasured(b, s) {
   b.view.setUint16(s + 40, 0, true);
 }
+export const Usage_memory_bytes_AT = 48;
 export function Usage_memory_bytes(s) {
   return s.ds >= 56 ? s.r.view.getBigUint64(s.d + 48, true) : 0n;
 }
@@ -1496,6 +1619,7 @@ export function Request_newRoot(b) {
   return b.initRoot(1, 1);
 }
 export const Request_Which = Object.freeze({ openRun: 0, run: 1, start: 2, resumeCall: 3, resumeOsCall: 4, resumeNameLookup: 5, resolveFutures: 6, abort: 7, setLimits: 8, dumpProgram: 9, loadProgram: 10, openRepl: 11, feedRun: 12, feedStart: 13, detectContinuation: 14, listFunctions: 15, callFunction: 16, dumpSession: 17, loadSession: 18, typeCheck: 19, setDumpKey: 20 });
+export const Request_WHICH_AT = 0;
 export function Request_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
@@ -1565,6 +1689,7 @@ export function Request_init_resumeNameLookup(b, s) {
   b.view.setUint16(s + 0, 5, true);
   return b.initStruct(s + 8, 1, 1);
 }
+export const Request_resolveFutures_AT = 0;
 export function Request_resolveFutures(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 7, out);
   out.r = s.r;
@@ -1645,6 +1770,7 @@ export function Request_init_feedStart(b, s) {
   b.view.setUint16(s + 0, 13, true);
   return b.initStruct(s + 8, 1, 2);
 }
+export const Request_detectContinuation_AT = 0;
 export function Request_detectContinuation(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -1691,6 +1817,7 @@ export function Request_init_typeCheck(b, s) {
   b.view.setUint16(s + 0, 19, true);
   return b.initStruct(s + 8, 0, 4);
 }
+export const Request_setDumpKey_AT = 0;
 export function Request_setDumpKey(s) {
   return s.pc > 0 ? readData(s.r, s.p + 0, EMPTY) : EMPTY;
 }
@@ -1706,18 +1833,21 @@ export const OpenRun_BYTES = 56;
 export function OpenRun_newRoot(b) {
   return b.initRoot(0, 7);
 }
+export const OpenRun_code_AT = 0;
 export function OpenRun_code(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function OpenRun_set_code(b, s, v) {
   b.setText(s + 0, v);
 }
+export const OpenRun_scriptName_AT = 8;
 export function OpenRun_scriptName(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "main.py") : "main.py";
 }
 export function OpenRun_set_scriptName(b, s, v) {
   b.setText(s + 8, v);
 }
+export const OpenRun_inputNames_AT = 16;
 export function OpenRun_inputNames(s, out = new ListReader()) {
   if (s.pc > 2) return readList(s.r, s.p + 16, 6, out);
   out.r = s.r;
@@ -1758,6 +1888,7 @@ export function OpenRun_osPolicy(s, out = new StructReader()) {
 export function OpenRun_init_osPolicy(b, s) {
   return b.initStruct(s + 40, 4, 3);
 }
+export const OpenRun_cwd_AT = 48;
 export function OpenRun_cwd(s) {
   return s.pc > 6 ? readText(s.r, s.p + 48, "/") : "/";
 }
@@ -1772,6 +1903,7 @@ export const LoadProgram_BYTES = 16;
 export function LoadProgram_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const LoadProgram_dump_AT = 0;
 export function LoadProgram_dump(s) {
   return s.pc > 0 ? readData(s.r, s.p + 0, EMPTY) : EMPTY;
 }
@@ -1796,12 +1928,14 @@ export const CompileOptions_BYTES = 16;
 export function CompileOptions_newRoot(b) {
   return b.initRoot(2, 0);
 }
+export const CompileOptions_assertMessageMaxBytes_AT = 0;
 export function CompileOptions_assertMessageMaxBytes(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true) ^ 120) >>> 0 : 120;
 }
 export function CompileOptions_set_assertMessageMaxBytes(b, s, v) {
   b.view.setUint32(s + 0, v ^ 120, true);
 }
+export const CompileOptions_sourceScanThreshold_AT = 8;
 export function CompileOptions_sourceScanThreshold(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) ^ 4096n : 4096n;
 }
@@ -1834,6 +1968,7 @@ export function OsPolicy_sleep(s) {
 export function OsPolicy_init_sleep(b, s) {
   return s;
 }
+export const OsPolicy_processTime_AT = 6;
 export function OsPolicy_processTime(s) {
   return s.ds >= 8 ? (s.r.view.getUint16(s.d + 6, true)) : 0;
 }
@@ -1849,6 +1984,7 @@ export function OsPolicy_init_randomStart(b, s) {
 
 // --- OsPolicy.dateTime (group)
 export const OsPolicy_dateTime_Which = Object.freeze({ system: 0, callHost: 1, fixed: 2 });
+export const OsPolicy_dateTime_WHICH_AT = 0;
 export function OsPolicy_dateTime_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
@@ -1872,6 +2008,7 @@ export function OsPolicy_dateTime_init_fixed(b, s) {
 
 // --- OsPolicy.timeZone (group)
 export const OsPolicy_timeZone_Which = Object.freeze({ utc: 0, fixed: 1, named: 2 });
+export const OsPolicy_timeZone_WHICH_AT = 2;
 export function OsPolicy_timeZone_which(s) {
   return s.ds >= 4 ? s.r.view.getUint16(s.d + 2, true) : 0;
 }
@@ -1889,6 +2026,7 @@ export function OsPolicy_timeZone_init_fixed(b, s) {
   b.view.setUint16(s + 2, 1, true);
   return b.initStruct(s + 40, 1, 1);
 }
+export const OsPolicy_timeZone_named_AT = 8;
 export function OsPolicy_timeZone_named(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
@@ -1899,12 +2037,14 @@ export function OsPolicy_timeZone_set_named(b, s, v) {
 
 // --- OsPolicy.sleep (group)
 export const OsPolicy_sleep_Which = Object.freeze({ system: 0, systemCapped: 1, callHost: 2, zero: 3 });
+export const OsPolicy_sleep_WHICH_AT = 4;
 export function OsPolicy_sleep_which(s) {
   return s.ds >= 6 ? s.r.view.getUint16(s.d + 4, true) : 0;
 }
 export function OsPolicy_sleep_set_system(b, s) {
   b.view.setUint16(s + 4, 0, true);
 }
+export const OsPolicy_sleep_systemCapped_AT = 8;
 export function OsPolicy_sleep_systemCapped(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -1924,6 +2064,7 @@ export function OsPolicy_sleep_set_zero(b, s) {
 
 // --- OsPolicy.randomStart (group)
 export const OsPolicy_randomStart_Which = Object.freeze({ system: 0, callHost: 1, seedInt: 2, seedFloat: 3, seedStr: 4, seedBytes: 5 });
+export const OsPolicy_randomStart_WHICH_AT = 16;
 export function OsPolicy_randomStart_which(s) {
   return s.ds >= 18 ? s.r.view.getUint16(s.d + 16, true) : 0;
 }
@@ -1944,6 +2085,7 @@ export function OsPolicy_randomStart_init_seedInt(b, s) {
   b.view.setUint16(s + 16, 2, true);
   return b.initStruct(s + 48, 1, 1);
 }
+export const OsPolicy_randomStart_seedFloat_AT = 24;
 export function OsPolicy_randomStart_seedFloat(s) {
   return s.ds >= 32 ? (s.r.view.getFloat64(s.d + 24, true)) : 0;
 }
@@ -1951,6 +2093,7 @@ export function OsPolicy_randomStart_set_seedFloat(b, s, v) {
   b.view.setUint16(s + 16, 3, true);
   b.view.setFloat64(s + 24, v, true);
 }
+export const OsPolicy_randomStart_seedStr_AT = 16;
 export function OsPolicy_randomStart_seedStr(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -1958,6 +2101,7 @@ export function OsPolicy_randomStart_set_seedStr(b, s, v) {
   b.view.setUint16(s + 16, 4, true);
   b.setText(s + 48, v);
 }
+export const OsPolicy_randomStart_seedBytes_AT = 16;
 export function OsPolicy_randomStart_seedBytes(s) {
   return s.pc > 2 ? readData(s.r, s.p + 16, EMPTY) : EMPTY;
 }
@@ -1973,6 +2117,7 @@ export const FixedInstant_BYTES = 16;
 export function FixedInstant_newRoot(b) {
   return b.initRoot(2, 0);
 }
+export const FixedInstant_unixSeconds_AT = 0;
 export function FixedInstant_unixSeconds(s) {
   return s.ds >= 8 ? s.r.view.getBigInt64(s.d + 0, true) : 0n;
 }
@@ -1982,6 +2127,7 @@ export function FixedInstant_unixSeconds_number(s) {
 export function FixedInstant_set_unixSeconds(b, s, v) {
   writeInt64(b.view, s + 0, v);
 }
+export const FixedInstant_microsecond_AT = 8;
 export function FixedInstant_microsecond(s) {
   return s.ds >= 12 ? (s.r.view.getUint32(s.d + 8, true)) : 0;
 }
@@ -1996,6 +2142,7 @@ export const Inputs_BYTES = 16;
 export function Inputs_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const Inputs_nodes_AT = 0;
 export function Inputs_nodes(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 7, out);
   out.r = s.r;
@@ -2006,6 +2153,7 @@ export function Inputs_nodes(s, out = new ListReader()) {
 export function Inputs_init_nodes(b, s, n) {
   return b.initStructList(s + 0, n, 2, 1);
 }
+export const Inputs_roots_AT = 8;
 export function Inputs_roots(s, out = new ListReader()) {
   if (s.pc > 1) return readList(s.r, s.p + 8, 4, out);
   out.r = s.r;
@@ -2024,6 +2172,7 @@ export const Arguments_BYTES = 24;
 export function Arguments_newRoot(b) {
   return b.initRoot(0, 3);
 }
+export const Arguments_nodes_AT = 0;
 export function Arguments_nodes(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 7, out);
   out.r = s.r;
@@ -2034,6 +2183,7 @@ export function Arguments_nodes(s, out = new ListReader()) {
 export function Arguments_init_nodes(b, s, n) {
   return b.initStructList(s + 0, n, 2, 1);
 }
+export const Arguments_positional_AT = 8;
 export function Arguments_positional(s, out = new ListReader()) {
   if (s.pc > 1) return readList(s.r, s.p + 8, 4, out);
   out.r = s.r;
@@ -2044,6 +2194,7 @@ export function Arguments_positional(s, out = new ListReader()) {
 export function Arguments_init_positional(b, s, n) {
   return b.initList(s + 8, 4, n);
 }
+export const Arguments_keyword_AT = 16;
 export function Arguments_keyword(s, out = new ListReader()) {
   if (s.pc > 2) return readList(s.r, s.p + 16, 7, out);
   out.r = s.r;
@@ -2062,6 +2213,7 @@ export const OpenRepl_BYTES = 56;
 export function OpenRepl_newRoot(b) {
   return b.initRoot(1, 6);
 }
+export const OpenRepl_scriptName_AT = 0;
 export function OpenRepl_scriptName(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "repl.py") : "repl.py";
 }
@@ -2098,6 +2250,7 @@ export function OpenRepl_osPolicy(s, out = new StructReader()) {
 export function OpenRepl_init_osPolicy(b, s) {
   return b.initStruct(s + 32, 4, 3);
 }
+export const OpenRepl_cwd_AT = 32;
 export function OpenRepl_cwd(s) {
   return s.pc > 4 ? readText(s.r, s.p + 32, "/") : "/";
 }
@@ -2113,6 +2266,7 @@ export function OpenRepl_init_typeCheck(b, s) {
 
 // --- OpenRepl.typeCheck (group)
 export const OpenRepl_typeCheck_Which = Object.freeze({ off: 0, on: 1 });
+export const OpenRepl_typeCheck_WHICH_AT = 0;
 export function OpenRepl_typeCheck_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
@@ -2138,6 +2292,7 @@ export const Feed_BYTES = 24;
 export function Feed_newRoot(b) {
   return b.initRoot(1, 2);
 }
+export const Feed_code_AT = 0;
 export function Feed_code(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -2169,6 +2324,7 @@ export const NamedValues_BYTES = 16;
 export function NamedValues_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const NamedValues_nodes_AT = 0;
 export function NamedValues_nodes(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 7, out);
   out.r = s.r;
@@ -2179,6 +2335,7 @@ export function NamedValues_nodes(s, out = new ListReader()) {
 export function NamedValues_init_nodes(b, s, n) {
   return b.initStructList(s + 0, n, 2, 1);
 }
+export const NamedValues_entries_AT = 8;
 export function NamedValues_entries(s, out = new ListReader()) {
   if (s.pc > 1) return readList(s.r, s.p + 8, 7, out);
   out.r = s.r;
@@ -2197,12 +2354,14 @@ export const NamedRoot_BYTES = 16;
 export function NamedRoot_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const NamedRoot_name_AT = 0;
 export function NamedRoot_name(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function NamedRoot_set_name(b, s, v) {
   b.setText(s + 8, v);
 }
+export const NamedRoot_node_AT = 0;
 export function NamedRoot_node(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
@@ -2217,6 +2376,7 @@ export const CallFunction_BYTES = 16;
 export function CallFunction_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const CallFunction_name_AT = 0;
 export function CallFunction_name(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -2241,6 +2401,7 @@ export const LoadSession_BYTES = 16;
 export function LoadSession_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const LoadSession_dump_AT = 0;
 export function LoadSession_dump(s) {
   return s.pc > 0 ? readData(s.r, s.p + 0, EMPTY) : EMPTY;
 }
@@ -2265,12 +2426,14 @@ export const TypeCheckOptions_BYTES = 24;
 export function TypeCheckOptions_newRoot(b) {
   return b.initRoot(1, 2);
 }
+export const TypeCheckOptions_stubs_AT = 0;
 export function TypeCheckOptions_stubs(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function TypeCheckOptions_set_stubs(b, s, v) {
   b.setText(s + 8, v);
 }
+export const TypeCheckOptions_moduleStubs_AT = 8;
 export function TypeCheckOptions_moduleStubs(s, out = new ListReader()) {
   if (s.pc > 1) return readList(s.r, s.p + 8, 7, out);
   out.r = s.r;
@@ -2281,6 +2444,7 @@ export function TypeCheckOptions_moduleStubs(s, out = new ListReader()) {
 export function TypeCheckOptions_init_moduleStubs(b, s, n) {
   return b.initStructList(s + 16, n, 0, 2);
 }
+export const TypeCheckOptions_format_AT = 0;
 export function TypeCheckOptions_format(s) {
   return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
 }
@@ -2302,12 +2466,14 @@ export const ModuleStub_BYTES = 16;
 export function ModuleStub_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const ModuleStub_module_AT = 0;
 export function ModuleStub_module(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function ModuleStub_set_module(b, s, v) {
   b.setText(s + 0, v);
 }
+export const ModuleStub_source_AT = 8;
 export function ModuleStub_source(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
@@ -2322,18 +2488,21 @@ export const TypeCheck_BYTES = 32;
 export function TypeCheck_newRoot(b) {
   return b.initRoot(0, 4);
 }
+export const TypeCheck_code_AT = 0;
 export function TypeCheck_code(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function TypeCheck_set_code(b, s, v) {
   b.setText(s + 0, v);
 }
+export const TypeCheck_prefixCode_AT = 8;
 export function TypeCheck_prefixCode(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
 export function TypeCheck_set_prefixCode(b, s, v) {
   b.setText(s + 8, v);
 }
+export const TypeCheck_scriptName_AT = 16;
 export function TypeCheck_scriptName(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "main.py") : "main.py";
 }
@@ -2359,6 +2528,7 @@ export function CallResult_newRoot(b) {
   return b.initRoot(1, 1);
 }
 export const CallResult_Which = Object.freeze({ value: 0, exception: 1, future: 2, notFound: 3, notHandled: 4, eagerValue: 5, eagerException: 6 });
+export const CallResult_WHICH_AT = 0;
 export function CallResult_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
@@ -2423,6 +2593,7 @@ export const FutureResult_BYTES = 16;
 export function FutureResult_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const FutureResult_callId_AT = 0;
 export function FutureResult_callId(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
@@ -2448,6 +2619,7 @@ export function NameLookupResult_newRoot(b) {
   return b.initRoot(1, 1);
 }
 export const NameLookupResult_Which = Object.freeze({ value: 0, undefined: 1, exception: 2 });
+export const NameLookupResult_WHICH_AT = 0;
 export function NameLookupResult_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
@@ -2485,6 +2657,7 @@ export function Response_newRoot(b) {
   return b.initRoot(1, 3);
 }
 export const Response_Which = Object.freeze({ ok: 0, complete: 1, functionCall: 2, osCall: 3, nameLookup: 4, resolveFutures: 5, pythonError: 6, protocolError: 7, dump: 8, continuation: 9, functionNames: 10, typeCheckReport: 11 });
+export const Response_WHICH_AT = 0;
 export function Response_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
@@ -2568,6 +2741,7 @@ export function Response_init_protocolError(b, s) {
   b.view.setUint16(s + 0, 7, true);
   return b.initStruct(s + 8, 1, 1);
 }
+export const Response_dump_AT = 0;
 export function Response_dump(s) {
   return s.pc > 0 ? readData(s.r, s.p + 0, EMPTY) : EMPTY;
 }
@@ -2575,6 +2749,7 @@ export function Response_set_dump(b, s, v) {
   b.view.setUint16(s + 0, 8, true);
   b.setData(s + 8, v);
 }
+export const Response_output_AT = 8;
 export function Response_output(s, out = new ListReader()) {
   if (s.pc > 1) return readList(s.r, s.p + 8, 7, out);
   out.r = s.r;
@@ -2595,6 +2770,7 @@ export function Response_usage(s, out = new StructReader()) {
 export function Response_init_usage(b, s) {
   return b.initStruct(s + 24, 7, 0);
 }
+export const Response_continuation_AT = 2;
 export function Response_continuation(s) {
   return s.ds >= 4 ? (s.r.view.getUint16(s.d + 2, true)) : 0;
 }
@@ -2602,6 +2778,7 @@ export function Response_set_continuation(b, s, v) {
   b.view.setUint16(s + 0, 9, true);
   b.view.setUint16(s + 2, v, true);
 }
+export const Response_functionNames_AT = 0;
 export function Response_functionNames(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 6, out);
   out.r = s.r;
@@ -2632,6 +2809,7 @@ export const TypeCheckReport_BYTES = 16;
 export function TypeCheckReport_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const TypeCheckReport_diagnostics_AT = 0;
 export function TypeCheckReport_diagnostics(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 7, out);
   out.r = s.r;
@@ -2642,6 +2820,7 @@ export function TypeCheckReport_diagnostics(s, out = new ListReader()) {
 export function TypeCheckReport_init_diagnostics(b, s, n) {
   return b.initStructList(s + 0, n, 3, 3);
 }
+export const TypeCheckReport_rendered_AT = 8;
 export function TypeCheckReport_rendered(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
@@ -2656,48 +2835,56 @@ export const Diagnostic_BYTES = 48;
 export function Diagnostic_newRoot(b) {
   return b.initRoot(3, 3);
 }
+export const Diagnostic_code_AT = 0;
 export function Diagnostic_code(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function Diagnostic_set_code(b, s, v) {
   b.setText(s + 24, v);
 }
+export const Diagnostic_severity_AT = 0;
 export function Diagnostic_severity(s) {
   return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
 }
 export function Diagnostic_set_severity(b, s, v) {
   b.view.setUint16(s + 0, v, true);
 }
+export const Diagnostic_message_AT = 8;
 export function Diagnostic_message(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
 export function Diagnostic_set_message(b, s, v) {
   b.setText(s + 32, v);
 }
+export const Diagnostic_file_AT = 16;
 export function Diagnostic_file(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
 export function Diagnostic_set_file(b, s, v) {
   b.setText(s + 40, v);
 }
+export const Diagnostic_startLine_AT = 4;
 export function Diagnostic_startLine(s) {
   return s.ds >= 8 ? (s.r.view.getUint32(s.d + 4, true)) : 0;
 }
 export function Diagnostic_set_startLine(b, s, v) {
   b.view.setUint32(s + 4, v, true);
 }
+export const Diagnostic_startColumn_AT = 8;
 export function Diagnostic_startColumn(s) {
   return s.ds >= 12 ? (s.r.view.getUint32(s.d + 8, true)) : 0;
 }
 export function Diagnostic_set_startColumn(b, s, v) {
   b.view.setUint32(s + 8, v, true);
 }
+export const Diagnostic_endLine_AT = 12;
 export function Diagnostic_endLine(s) {
   return s.ds >= 16 ? (s.r.view.getUint32(s.d + 12, true)) : 0;
 }
 export function Diagnostic_set_endLine(b, s, v) {
   b.view.setUint32(s + 12, v, true);
 }
+export const Diagnostic_endColumn_AT = 16;
 export function Diagnostic_endColumn(s) {
   return s.ds >= 20 ? (s.r.view.getUint32(s.d + 16, true)) : 0;
 }
@@ -2712,6 +2899,7 @@ export const FunctionCall_BYTES = 40;
 export function FunctionCall_newRoot(b) {
   return b.initRoot(1, 4);
 }
+export const FunctionCall_name_AT = 0;
 export function FunctionCall_name(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -2728,6 +2916,7 @@ export function FunctionCall_args(s, out = new StructReader()) {
 export function FunctionCall_init_args(b, s) {
   return b.initStruct(s + 16, 0, 3);
 }
+export const FunctionCall_callId_AT = 0;
 export function FunctionCall_callId(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
@@ -2760,12 +2949,14 @@ export function FunctionCall_init_position(b, s) {
 
 // --- FunctionCall.objectId (group)
 export const FunctionCall_objectId_Which = Object.freeze({ none: 0, some: 1 });
+export const FunctionCall_objectId_WHICH_AT = 4;
 export function FunctionCall_objectId_which(s) {
   return s.ds >= 6 ? s.r.view.getUint16(s.d + 4, true) : 0;
 }
 export function FunctionCall_objectId_set_none(b, s) {
   b.view.setUint16(s + 4, 0, true);
 }
+export const FunctionCall_objectId_some_AT = 16;
 export function FunctionCall_objectId_some(s) {
   return s.pc > 2 ? readData(s.r, s.p + 16, EMPTY) : EMPTY;
 }
@@ -2781,6 +2972,7 @@ export const NameLookup_BYTES = 32;
 export function NameLookup_newRoot(b) {
   return b.initRoot(1, 3);
 }
+export const NameLookup_name_AT = 0;
 export function NameLookup_name(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -2806,12 +2998,14 @@ export function NameLookup_init_position(b, s) {
 
 // --- NameLookup.objectId (group)
 export const NameLookup_objectId_Which = Object.freeze({ none: 0, some: 1 });
+export const NameLookup_objectId_WHICH_AT = 0;
 export function NameLookup_objectId_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
 export function NameLookup_objectId_set_none(b, s) {
   b.view.setUint16(s + 0, 0, true);
 }
+export const NameLookup_objectId_some_AT = 8;
 export function NameLookup_objectId_some(s) {
   return s.pc > 1 ? readData(s.r, s.p + 8, EMPTY) : EMPTY;
 }
@@ -2827,6 +3021,7 @@ export const ResolveFutures_BYTES = 16;
 export function ResolveFutures_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const ResolveFutures_pendingCallIds_AT = 0;
 export function ResolveFutures_pendingCallIds(s, out = new ListReader()) {
   if (s.pc > 0) return readList(s.r, s.p + 0, 4, out);
   out.r = s.r;
@@ -2856,9 +3051,11 @@ export function OsCall_newRoot(b) {
   return b.initRoot(2, 3);
 }
 export const OsCall_Which = Object.freeze({ exists: 0, isFile: 1, isDir: 2, isSymlink: 3, readText: 4, readBytes: 5, stat: 6, iterdir: 7, scan: 8, resolve: 9, absolute: 10, writeText: 11, appendText: 12, writeBytes: 13, appendBytes: 14, open: 15, mkdir: 16, unlink: 17, rmdir: 18, rename: 19, getenv: 20, getEnviron: 21, dateToday: 22, dateTimeNow: 23, urandom: 24, time: 25, sleep: 26, systemSleep: 27, asyncSleep: 28, asyncSystemSleep: 29, importModule: 30, importStubs: 31 });
+export const OsCall_WHICH_AT = 6;
 export function OsCall_which(s) {
   return s.ds >= 8 ? s.r.view.getUint16(s.d + 6, true) : 0;
 }
+export const OsCall_callId_AT = 0;
 export function OsCall_callId(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
@@ -2882,12 +3079,14 @@ export function OsCall_position(s, out = new StructReader()) {
 export function OsCall_init_position(b, s) {
   return b.initStruct(s + 16, 1, 1);
 }
+export const OsCall_name_AT = 8;
 export function OsCall_name(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
 export function OsCall_set_name(b, s, v) {
   b.setText(s + 24, v);
 }
+export const OsCall_exists_AT = 16;
 export function OsCall_exists(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -2895,6 +3094,7 @@ export function OsCall_set_exists(b, s, v) {
   b.view.setUint16(s + 6, 0, true);
   b.setText(s + 32, v);
 }
+export const OsCall_isFile_AT = 16;
 export function OsCall_isFile(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -2902,6 +3102,7 @@ export function OsCall_set_isFile(b, s, v) {
   b.view.setUint16(s + 6, 1, true);
   b.setText(s + 32, v);
 }
+export const OsCall_isDir_AT = 16;
 export function OsCall_isDir(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -2909,6 +3110,7 @@ export function OsCall_set_isDir(b, s, v) {
   b.view.setUint16(s + 6, 2, true);
   b.setText(s + 32, v);
 }
+export const OsCall_isSymlink_AT = 16;
 export function OsCall_isSymlink(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -2916,6 +3118,7 @@ export function OsCall_set_isSymlink(b, s, v) {
   b.view.setUint16(s + 6, 3, true);
   b.setText(s + 32, v);
 }
+export const OsCall_readText_AT = 16;
 export function OsCall_readText(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -2923,6 +3126,7 @@ export function OsCall_set_readText(b, s, v) {
   b.view.setUint16(s + 6, 4, true);
   b.setText(s + 32, v);
 }
+export const OsCall_readBytes_AT = 16;
 export function OsCall_readBytes(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -2930,6 +3134,7 @@ export function OsCall_set_readBytes(b, s, v) {
   b.view.setUint16(s + 6, 5, true);
   b.setText(s + 32, v);
 }
+export const OsCall_stat_AT = 16;
 export function OsCall_stat(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -2937,6 +3142,7 @@ export function OsCall_set_stat(b, s, v) {
   b.view.setUint16(s + 6, 6, true);
   b.setText(s + 32, v);
 }
+export const OsCall_iterdir_AT = 16;
 export function OsCall_iterdir(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -2955,6 +3161,7 @@ export function OsCall_init_scan(b, s) {
   b.view.setUint16(s + 6, 8, true);
   return b.initStruct(s + 32, 2, 2);
 }
+export const OsCall_resolve_AT = 16;
 export function OsCall_resolve(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -2962,6 +3169,7 @@ export function OsCall_set_resolve(b, s, v) {
   b.view.setUint16(s + 6, 9, true);
   b.setText(s + 32, v);
 }
+export const OsCall_absolute_AT = 16;
 export function OsCall_absolute(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -3035,6 +3243,7 @@ export function OsCall_init_mkdir(b, s) {
   b.view.setUint16(s + 6, 16, true);
   return b.initStruct(s + 32, 1, 1);
 }
+export const OsCall_unlink_AT = 16;
 export function OsCall_unlink(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -3042,6 +3251,7 @@ export function OsCall_set_unlink(b, s, v) {
   b.view.setUint16(s + 6, 17, true);
   b.setText(s + 32, v);
 }
+export const OsCall_rmdir_AT = 16;
 export function OsCall_rmdir(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -3088,6 +3298,7 @@ export function OsCall_init_dateTimeNow(b, s) {
   b.view.setUint16(s + 6, 23, true);
   return b.initStruct(s + 32, 1, 1);
 }
+export const OsCall_urandom_AT = 8;
 export function OsCall_urandom(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -3098,6 +3309,7 @@ export function OsCall_set_urandom(b, s, v) {
   b.view.setUint16(s + 6, 24, true);
   writeUint64(b.view, s + 8, v);
 }
+export const OsCall_time_AT = 8;
 export function OsCall_time(s) {
   return s.ds >= 10 ? (s.r.view.getUint16(s.d + 8, true)) : 0;
 }
@@ -3105,6 +3317,7 @@ export function OsCall_set_time(b, s, v) {
   b.view.setUint16(s + 6, 25, true);
   b.view.setUint16(s + 8, v, true);
 }
+export const OsCall_sleep_AT = 8;
 export function OsCall_sleep(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -3115,6 +3328,7 @@ export function OsCall_set_sleep(b, s, v) {
   b.view.setUint16(s + 6, 26, true);
   writeUint64(b.view, s + 8, v);
 }
+export const OsCall_systemSleep_AT = 8;
 export function OsCall_systemSleep(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -3125,6 +3339,7 @@ export function OsCall_set_systemSleep(b, s, v) {
   b.view.setUint16(s + 6, 27, true);
   writeUint64(b.view, s + 8, v);
 }
+export const OsCall_asyncSleep_AT = 8;
 export function OsCall_asyncSleep(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -3135,6 +3350,7 @@ export function OsCall_set_asyncSleep(b, s, v) {
   b.view.setUint16(s + 6, 28, true);
   writeUint64(b.view, s + 8, v);
 }
+export const OsCall_asyncSystemSleep_AT = 8;
 export function OsCall_asyncSystemSleep(s) {
   return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
 }
@@ -3145,6 +3361,7 @@ export function OsCall_set_asyncSystemSleep(b, s, v) {
   b.view.setUint16(s + 6, 29, true);
   writeUint64(b.view, s + 8, v);
 }
+export const OsCall_importModule_AT = 16;
 export function OsCall_importModule(s) {
   return s.pc > 2 ? readText(s.r, s.p + 16, "") : "";
 }
@@ -3152,6 +3369,7 @@ export function OsCall_set_importModule(b, s, v) {
   b.view.setUint16(s + 6, 30, true);
   b.setText(s + 32, v);
 }
+export const OsCall_importStubs_AT = 16;
 export function OsCall_importStubs(s, out = new ListReader()) {
   if (s.pc > 2) return readList(s.r, s.p + 16, 6, out);
   out.r = s.r;
@@ -3171,12 +3389,14 @@ export const PathText_BYTES = 16;
 export function PathText_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const PathText_path_AT = 0;
 export function PathText_path(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function PathText_set_path(b, s, v) {
   b.setText(s + 0, v);
 }
+export const PathText_data_AT = 8;
 export function PathText_data(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
@@ -3191,12 +3411,14 @@ export const PathBytes_BYTES = 16;
 export function PathBytes_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const PathBytes_path_AT = 0;
 export function PathBytes_path(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function PathBytes_set_path(b, s, v) {
   b.setText(s + 0, v);
 }
+export const PathBytes_data_AT = 8;
 export function PathBytes_data(s) {
   return s.pc > 1 ? readData(s.r, s.p + 8, EMPTY) : EMPTY;
 }
@@ -3211,12 +3433,14 @@ export const OpenArgs_BYTES = 16;
 export function OpenArgs_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const OpenArgs_path_AT = 0;
 export function OpenArgs_path(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function OpenArgs_set_path(b, s, v) {
   b.setText(s + 8, v);
 }
+export const OpenArgs_mode_AT = 0;
 export function OpenArgs_mode(s) {
   return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
 }
@@ -3238,6 +3462,7 @@ export const MkdirArgs_BYTES = 16;
 export function MkdirArgs_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const MkdirArgs_path_AT = 0;
 export function MkdirArgs_path(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -3266,12 +3491,14 @@ export const RenameArgs_BYTES = 16;
 export function RenameArgs_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const RenameArgs_src_AT = 0;
 export function RenameArgs_src(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function RenameArgs_set_src(b, s, v) {
   b.setText(s + 0, v);
 }
+export const RenameArgs_dst_AT = 8;
 export function RenameArgs_dst(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
@@ -3286,6 +3513,7 @@ export const GetenvArgs_BYTES = 16;
 export function GetenvArgs_newRoot(b) {
   return b.initRoot(0, 2);
 }
+export const GetenvArgs_key_AT = 0;
 export function GetenvArgs_key(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -3311,6 +3539,7 @@ export function DateTimeNowArgs_newRoot(b) {
   return b.initRoot(1, 1);
 }
 export const DateTimeNowArgs_Which = Object.freeze({ naive: 0, zone: 1 });
+export const DateTimeNowArgs_WHICH_AT = 0;
 export function DateTimeNowArgs_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
@@ -3336,6 +3565,7 @@ export const ScanArgs_BYTES = 32;
 export function ScanArgs_newRoot(b) {
   return b.initRoot(2, 2);
 }
+export const ScanArgs_path_AT = 0;
 export function ScanArgs_path(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -3377,12 +3607,14 @@ export function ScanArgs_set_recurseSymlinks(b, s, v) {
 
 // --- ScanArgs.maxDepth (group)
 export const ScanArgs_maxDepth_Which = Object.freeze({ unlimited: 0, depth: 1 });
+export const ScanArgs_maxDepth_WHICH_AT = 0;
 export function ScanArgs_maxDepth_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
 export function ScanArgs_maxDepth_set_unlimited(b, s) {
   b.view.setUint16(s + 0, 0, true);
 }
+export const ScanArgs_maxDepth_depth_AT = 4;
 export function ScanArgs_maxDepth_depth(s) {
   return s.ds >= 8 ? (s.r.view.getUint32(s.d + 4, true)) : 0;
 }
@@ -3393,12 +3625,14 @@ export function ScanArgs_maxDepth_set_depth(b, s, v) {
 
 // --- ScanArgs.pattern (group)
 export const ScanArgs_pattern_Which = Object.freeze({ none: 0, parts: 1 });
+export const ScanArgs_pattern_WHICH_AT = 8;
 export function ScanArgs_pattern_which(s) {
   return s.ds >= 10 ? s.r.view.getUint16(s.d + 8, true) : 0;
 }
 export function ScanArgs_pattern_set_none(b, s) {
   b.view.setUint16(s + 8, 0, true);
 }
+export const ScanArgs_pattern_parts_AT = 8;
 export function ScanArgs_pattern_parts(s, out = new ListReader()) {
   if (s.pc > 1) return readList(s.r, s.p + 8, 6, out);
   out.r = s.r;
@@ -3413,6 +3647,7 @@ export function ScanArgs_pattern_init_parts(b, s, n) {
 
 // --- ScanArgs.caseSensitive (group)
 export const ScanArgs_caseSensitive_Which = Object.freeze({ default: 0, value: 1 });
+export const ScanArgs_caseSensitive_WHICH_AT = 10;
 export function ScanArgs_caseSensitive_which(s) {
   return s.ds >= 12 ? s.r.view.getUint16(s.d + 10, true) : 0;
 }
@@ -3435,12 +3670,14 @@ export const PrintSegment_BYTES = 16;
 export function PrintSegment_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const PrintSegment_stream_AT = 0;
 export function PrintSegment_stream(s) {
   return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
 }
 export function PrintSegment_set_stream(b, s, v) {
   b.view.setUint16(s + 0, v, true);
 }
+export const PrintSegment_text_AT = 0;
 export function PrintSegment_text(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -3455,12 +3692,14 @@ export const ProtocolError_BYTES = 16;
 export function ProtocolError_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const ProtocolError_code_AT = 0;
 export function ProtocolError_code(s) {
   return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
 }
 export function ProtocolError_set_code(b, s, v) {
   b.view.setUint16(s + 0, v, true);
 }
+export const ProtocolError_message_AT = 0;
 export function ProtocolError_message(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -3475,30 +3714,35 @@ export const Dump_BYTES = 72;
 export function Dump_newRoot(b) {
   return b.initRoot(5, 4);
 }
+export const Dump_kind_AT = 0;
 export function Dump_kind(s) {
   return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
 }
 export function Dump_set_kind(b, s, v) {
   b.view.setUint16(s + 0, v, true);
 }
+export const Dump_protocolVersion_AT = 4;
 export function Dump_protocolVersion(s) {
   return s.ds >= 8 ? (s.r.view.getUint32(s.d + 4, true)) : 0;
 }
 export function Dump_set_protocolVersion(b, s, v) {
   b.view.setUint32(s + 4, v, true);
 }
+export const Dump_montyVersion_AT = 0;
 export function Dump_montyVersion(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
 export function Dump_set_montyVersion(b, s, v) {
   b.setText(s + 40, v);
 }
+export const Dump_payload_AT = 8;
 export function Dump_payload(s) {
   return s.pc > 1 ? readData(s.r, s.p + 8, EMPTY) : EMPTY;
 }
 export function Dump_set_payload(b, s, v) {
   b.setData(s + 48, v);
 }
+export const Dump_montyDumpVersion_AT = 2;
 export function Dump_montyDumpVersion(s) {
   return s.ds >= 4 ? (s.r.view.getUint16(s.d + 2, true)) : 0;
 }
@@ -3511,6 +3755,7 @@ export function Dump_seal(s) {
 export function Dump_init_seal(b, s) {
   return s;
 }
+export const Dump_suspensions_AT = 16;
 export function Dump_suspensions(s) {
   return s.ds >= 24 ? s.r.view.getBigUint64(s.d + 16, true) : 0n;
 }
@@ -3520,6 +3765,7 @@ export function Dump_suspensions_number(s) {
 export function Dump_set_suspensions(b, s, v) {
   writeUint64(b.view, s + 16, v);
 }
+export const Dump_totalSleepNanos_AT = 24;
 export function Dump_totalSleepNanos(s) {
   return s.ds >= 32 ? s.r.view.getBigUint64(s.d + 24, true) : 0n;
 }
@@ -3529,6 +3775,7 @@ export function Dump_totalSleepNanos_number(s) {
 export function Dump_set_totalSleepNanos(b, s, v) {
   writeUint64(b.view, s + 24, v);
 }
+export const Dump_feedElapsedNanos_AT = 32;
 export function Dump_feedElapsedNanos(s) {
   return s.ds >= 40 ? s.r.view.getBigUint64(s.d + 32, true) : 0n;
 }
@@ -3538,6 +3785,7 @@ export function Dump_feedElapsedNanos_number(s) {
 export function Dump_set_feedElapsedNanos(b, s, v) {
   writeUint64(b.view, s + 32, v);
 }
+export const Dump_futureNames_AT = 24;
 export function Dump_futureNames(s, out = new ListReader()) {
   if (s.pc > 3) return readList(s.r, s.p + 24, 7, out);
   out.r = s.r;
@@ -3556,12 +3804,14 @@ export const Dump_FutureName_BYTES = 16;
 export function Dump_FutureName_newRoot(b) {
   return b.initRoot(1, 1);
 }
+export const Dump_FutureName_callId_AT = 0;
 export function Dump_FutureName_callId(s) {
   return s.ds >= 4 ? (s.r.view.getUint32(s.d + 0, true)) : 0;
 }
 export function Dump_FutureName_set_callId(b, s, v) {
   b.view.setUint32(s + 0, v, true);
 }
+export const Dump_FutureName_name_AT = 0;
 export function Dump_FutureName_name(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
@@ -3571,12 +3821,14 @@ export function Dump_FutureName_set_name(b, s, v) {
 
 // --- Dump.seal (group)
 export const Dump_seal_Which = Object.freeze({ none: 0, hmacSha256: 1 });
+export const Dump_seal_WHICH_AT = 8;
 export function Dump_seal_which(s) {
   return s.ds >= 10 ? s.r.view.getUint16(s.d + 8, true) : 0;
 }
 export function Dump_seal_set_none(b, s) {
   b.view.setUint16(s + 8, 0, true);
 }
+export const Dump_seal_hmacSha256_AT = 16;
 export function Dump_seal_hmacSha256(s) {
   return s.pc > 2 ? readData(s.r, s.p + 16, EMPTY) : EMPTY;
 }

@@ -18,7 +18,7 @@
 // a reference back to an enclosing container becomes a `cycle` leaf with the
 // placeholder Python shows for it.
 import * as C from "./monty_wire_codec.mjs";
-import { CodecError, ListReader, StructReader, decodeUtf8, readInt64Number } from "./runtime.mjs";
+import { CodecError, ListReader, StructReader, readInt64Number, readList, readText } from "./runtime.mjs";
 
 // The Node arms, by their schema names: the one place these names appear.
 const {
@@ -74,7 +74,7 @@ export class Float {
 export class Py {
   constructor(kind, fields) {
     this.kind = kind;
-    Object.assign(this, fields);
+    if (fields !== undefined) Object.assign(this, fields);
   }
 }
 export const Ellipsis = Object.freeze(new Py("ellipsis", {}));
@@ -117,6 +117,18 @@ function readBigInt(s, i) {
 
 function readPairs(list, out, holder, pair) {
   const map = new Map();
+  const i32 = list.r.i32;
+  if (i32 !== null && list.ds >= C.Pair_DATA_WORDS * 8) {
+    // Full-size pairs in an aligned message: index the words directly.
+    const step = list.step >> 2;
+    for (let j = 0, w = list.o >> 2; j < list.length; j++, w += step) {
+      const key = i32[w + (C.Pair_key_AT >> 2)] >>> 0;
+      const value = i32[w + (C.Pair_value_AT >> 2)] >>> 0;
+      if (key >= holder || value >= holder) child(Math.max(key, value), holder);
+      map.set(out[key], out[value]);
+    }
+    return map;
+  }
   for (let j = 0; j < list.length; j++) {
     list.struct(j, pair);
     map.set(out[child(C.Pair_key(pair), holder)], out[child(C.Pair_value(pair), holder)]);
@@ -131,193 +143,265 @@ function readPairs(list, out, holder, pair) {
  * long as its bytes are) or "copy".
  */
 export function readNodes(nodes, options) {
-  const copyBytes = options?.bytes === "copy";
   const n = nodes.length;
   const out = new Array(n);
-  const s = new StructReader();
-  const sub = new StructReader();
-  const pair = new StructReader();
-  const list = new ListReader();
+  if (n === 0) return out;
+  // Any kind of element from the start: a first float would make V8 store
+  // unboxed doubles, and the first object after it copy the whole array.
+  out[0] = null;
+  const s = nodes.struct(0);
+  const at = new Context(nodes, options);
+  const { r, o, step, ds } = nodes;
+  const view = r.view;
+  // Nodes whose sections are the schema's full size (what the library
+  // writes) are read by offset for the common arms; the rest, and any
+  // shorter node, through the cursor.
+  const i32 = r.i32;
+  const full = ds >= C.Node_DATA_WORDS * 8 && nodes.pc >= C.Node_POINTERS && i32 !== null;
+  const whichWord = C.Node_WHICH_AT >> 2;
+  const whichShift = (C.Node_WHICH_AT & 2) * 8;
+  const intWord = C.Node_int_AT >> 2;
   for (let i = 0; i < n; i++) {
-    nodes.struct(i, s);
-    const which = C.Node_which(s);
-    let v;
-    switch (which) {
-      case INT:
-        v = C.Node_int_number(s);
-        break;
-      case STR:
-        v = C.Node_str(s);
-        break;
-      case TUPLE:
-      case LIST: {
-        if (which === TUPLE) C.Node_tuple(s, list);
-        else C.Node_list(s, list);
-        const len = list.length;
-        const items = which === TUPLE ? new Tuple(len) : new Array(len);
-        for (let j = 0; j < len; j++) items[j] = out[child(list.u32(j), i)];
-        v = items;
-        break;
+    // Node i: only the section starts move from one node to the next.
+    const d = o + i * step;
+    if (full) {
+      const w = d >> 2;
+      const which = (i32[w + whichWord] >>> whichShift) & 0xffff;
+      if (which === INT) {
+        const lo = i32[w + intWord];
+        const hi = i32[w + intWord + 1];
+        out[i] = (hi === 0 && lo >= 0) || (hi === -1 && lo < 0) ? lo : readInt64Number(view, d + C.Node_int_AT);
+        continue;
       }
-      case DICT:
-        v = readPairs(C.Node_dict(s, list), out, i, pair);
-        break;
-      case FLOAT:
-        v = C.Node_float(s);
-        break;
-      case BOOL:
-        v = C.Node_bool(s);
-        break;
-      case NONE:
-        v = null;
-        break;
-      case BYTES: {
-        const view = C.Node_bytes(s);
-        v = copyBytes ? view.slice() : view;
-        break;
+      if (which === STR) {
+        out[i] = readText(r, d + ds + C.Node_str_AT, "");
+        continue;
       }
-      case SET:
-      case FROZEN_SET: {
-        if (which === SET) C.Node_set(s, list);
-        else C.Node_frozenSet(s, list);
-        const set = which === SET ? new Set() : new FrozenSet();
-        for (let j = 0; j < list.length; j++) set.add(out[child(list.u32(j), i)]);
-        v = set;
-        break;
+      if (which === TUPLE) {
+        out[i] = readItems(readList(r, d + ds + C.Node_tuple_AT, U32_LIST, at.list), new Tuple(at.list.length), out, i);
+        continue;
       }
-      case BIG_INT:
-        v = readBigInt(C.Node_bigInt(s, sub), i);
-        break;
-      case ELLIPSIS:
-        v = Ellipsis;
-        break;
-      case NOT_IMPLEMENTED:
-        v = NotImplemented;
-        break;
-      case COMPLEX:
-        C.Node_complex(s, sub);
-        v = new Py("complex", { real: C.Complex_real(sub), imag: C.Complex_imag(sub) });
-        break;
-      case DATE:
-        C.Node_date(s, sub);
-        v = new Py("date", { year: C.Date_year(sub), month: C.Date_month(sub), day: C.Date_day(sub) });
-        break;
-      case DATE_TIME:
-        C.Node_dateTime(s, sub);
-        v = new Py("dateTime", {
-          year: C.DateTime_year(sub),
-          month: C.DateTime_month(sub),
-          day: C.DateTime_day(sub),
-          hour: C.DateTime_hour(sub),
-          minute: C.DateTime_minute(sub),
-          second: C.DateTime_second(sub),
-          microsecond: C.DateTime_microsecond(sub),
-          offsetSeconds: C.DateTime_offset_which(sub) === 0 ? null : C.DateTime_offset_seconds(sub),
-          zoneName: optionalText(C.DateTime_zoneName_which, sub, C.DateTime_zoneName_some),
-          fold: C.DateTime_fold(sub),
-        });
-        break;
-      case TIME:
-        C.Node_time(s, sub);
-        v = new Py("time", {
-          hour: C.Time_hour(sub),
-          minute: C.Time_minute(sub),
-          second: C.Time_second(sub),
-          microsecond: C.Time_microsecond(sub),
-          offsetSeconds: C.Time_offset_which(sub) === 0 ? null : C.Time_offset_seconds(sub),
-          zoneName: optionalText(C.Time_zoneName_which, sub, C.Time_zoneName_some),
-          fold: C.Time_fold(sub),
-        });
-        break;
-      case TIME_DELTA:
-        C.Node_timeDelta(s, sub);
-        v = new Py("timeDelta", {
-          days: C.TimeDelta_days(sub),
-          seconds: C.TimeDelta_seconds(sub),
-          microseconds: C.TimeDelta_microseconds(sub),
-        });
-        break;
-      case TIME_ZONE:
-        C.Node_timeZone(s, sub);
-        v = new Py("timeZone", {
-          offsetSeconds: C.TimeZone_offsetSeconds(sub),
-          name: optionalText(C.TimeZone_name_which, sub, C.TimeZone_name_some),
-        });
-        break;
-      case EXCEPTION:
-        C.Node_exception(s, sub);
-        v = new Py("exception", {
-          type: EXC_TYPES[C.ExceptionValue_type(sub)] ?? C.ExceptionValue_type(sub),
-          arg: optionalText(C.ExceptionValue_arg_which, sub, C.ExceptionValue_arg_some),
-        });
-        break;
-      case DECIMAL:
-      case TYPE:
-      case BUILTIN_FUNCTION:
-      case PATH:
-      case REPR:
-      case CYCLE:
-        v = new Py(NODE_ARMS[which], { value: TEXT_GETTERS[which](s) });
-        break;
-      case FILE_HANDLE:
-        C.Node_fileHandle(s, sub);
-        v = new Py("fileHandle", {
-          path: C.FileHandle_path(sub),
-          mode: FILE_MODES[C.FileHandle_mode(sub)] ?? C.FileHandle_mode(sub),
-          binary: C.FileHandle_binary(sub),
-          position: C.FileHandle_position_number(sub),
-        });
-        break;
-      case FUNCTION:
-        C.Node_function(s, sub);
-        v = new Py("function", {
-          name: C.Function_name(sub),
-          docstring: optionalText(C.Function_docstring_which, sub, C.Function_docstring_some),
-        });
-        break;
-      case NAMED_TUPLE: {
-        C.Node_namedTuple(s, sub);
-        const names = C.NamedTuple_fieldNames(sub, new ListReader());
-        const fieldNames = new Array(names.length);
-        for (let j = 0; j < names.length; j++) fieldNames[j] = names.text(j);
-        C.NamedTuple_values(sub, list);
-        const values = new Array(list.length);
-        for (let j = 0; j < list.length; j++) values[j] = out[child(list.u32(j), i)];
-        v = new Py("namedTuple", { typeName: C.NamedTuple_typeName(sub), fieldNames, values });
-        break;
+      if (which === LIST) {
+        out[i] = readItems(readList(r, d + ds + C.Node_list_AT, U32_LIST, at.list), new Array(at.list.length), out, i);
+        continue;
       }
-      case CLASS_TYPE:
-        C.Node_classType(s, sub);
-        v = new Py("classType", {
-          name: C.ClassType_name(sub),
-          id: C.ClassType_id(sub).slice(),
-          hostDefined: C.ClassType_hostDefined(sub),
-          isDataclass: C.ClassType_isDataclass(sub),
-          attrs: readPairs(C.ClassType_attrs(sub, list), out, i, pair),
-        });
-        break;
-      case CLASS_INSTANCE:
-        C.Node_classInstance(s, sub);
-        v = new Py("classInstance", {
-          classType: out[child(C.ClassInstance_classType(sub), i)],
-          instanceId: C.ClassInstance_instanceId(sub).slice(),
-          attrs: readPairs(C.ClassInstance_attrs(sub, list), out, i, pair),
-        });
-        break;
-      case MODULE:
-        C.Node_module(s, sub);
-        v = new Py("module", {
-          name: C.Module_name(sub),
-          id: C.Module_id(sub).slice(),
-          attrs: readPairs(C.Module_attrs(sub, list), out, i, pair),
-        });
-        break;
-      default:
-        throw new CodecError(`node ${i} has union arm ${which}, which this codec does not know`);
     }
-    out[i] = v;
+    s.d = d;
+    s.p = d + ds;
+    out[i] = readNode(s, C.Node_which(s), i, out, at);
   }
   return out;
+}
+
+/** The element size code of a List(UInt32). */
+const U32_LIST = 4;
+
+/** Cursors and options one readNodes call reuses. */
+class Context {
+  constructor(nodes, options) {
+    this.copyBytes = options?.bytes === "copy";
+    this.sub = new StructReader();
+    this.pair = new StructReader();
+    this.list = new ListReader();
+  }
+}
+
+/** Fills `items` with the nodes a List(UInt32) of indices names. */
+function readItems(list, items, out, holder) {
+  const len = list.length;
+  const i32 = list.r.i32;
+  if (i32 !== null) {
+    // Indices are UInt32 and the list 4-byte aligned: (x >>> 0) reads one.
+    for (let j = 0, w = list.o >> 2; j < len; j++) {
+      const c = i32[w + j] >>> 0;
+      if (c >= holder) child(c, holder);
+      items[j] = out[c];
+    }
+    return items;
+  }
+  const view = list.r.view;
+  for (let j = 0; j < len; j++) items[j] = out[child(view.getUint32(list.o + 4 * j, true), holder)];
+  return items;
+}
+
+/** Node `i` (at cursor `s`, union arm `which`) as a JavaScript value. */
+function readNode(s, which, i, out, at) {
+  const { sub, pair, list, copyBytes } = at;
+  let v;
+  switch (which) {
+    case INT:
+      v = C.Node_int_number(s);
+      break;
+    case STR:
+      v = C.Node_str(s);
+      break;
+    case TUPLE:
+    case LIST: {
+      if (which === TUPLE) C.Node_tuple(s, list);
+      else C.Node_list(s, list);
+      v = readItems(list, which === TUPLE ? new Tuple(list.length) : new Array(list.length), out, i);
+      break;
+    }
+    case DICT:
+      v = readPairs(C.Node_dict(s, list), out, i, pair);
+      break;
+    case FLOAT:
+      v = C.Node_float(s);
+      break;
+    case BOOL:
+      v = C.Node_bool(s);
+      break;
+    case NONE:
+      v = null;
+      break;
+    case BYTES: {
+      const view = C.Node_bytes(s);
+      v = copyBytes ? view.slice() : view;
+      break;
+    }
+    case SET:
+    case FROZEN_SET: {
+      if (which === SET) C.Node_set(s, list);
+      else C.Node_frozenSet(s, list);
+      const set = which === SET ? new Set() : new FrozenSet();
+      for (let j = 0; j < list.length; j++) set.add(out[child(list.u32(j), i)]);
+      v = set;
+      break;
+    }
+    case BIG_INT:
+      v = readBigInt(C.Node_bigInt(s, sub), i);
+      break;
+    case ELLIPSIS:
+      v = Ellipsis;
+      break;
+    case NOT_IMPLEMENTED:
+      v = NotImplemented;
+      break;
+    case COMPLEX:
+      C.Node_complex(s, sub);
+      v = new Py("complex", { real: C.Complex_real(sub), imag: C.Complex_imag(sub) });
+      break;
+    case DATE:
+      C.Node_date(s, sub);
+      v = new Py("date");
+      v.year = C.Date_year(sub);
+      v.month = C.Date_month(sub);
+      v.day = C.Date_day(sub);
+      break;
+    case DATE_TIME:
+      C.Node_dateTime(s, sub);
+      v = new Py("dateTime", {
+        year: C.DateTime_year(sub),
+        month: C.DateTime_month(sub),
+        day: C.DateTime_day(sub),
+        hour: C.DateTime_hour(sub),
+        minute: C.DateTime_minute(sub),
+        second: C.DateTime_second(sub),
+        microsecond: C.DateTime_microsecond(sub),
+        offsetSeconds: C.DateTime_offset_which(sub) === 0 ? null : C.DateTime_offset_seconds(sub),
+        zoneName: optionalText(C.DateTime_zoneName_which, sub, C.DateTime_zoneName_some),
+        fold: C.DateTime_fold(sub),
+      });
+      break;
+    case TIME:
+      C.Node_time(s, sub);
+      v = new Py("time", {
+        hour: C.Time_hour(sub),
+        minute: C.Time_minute(sub),
+        second: C.Time_second(sub),
+        microsecond: C.Time_microsecond(sub),
+        offsetSeconds: C.Time_offset_which(sub) === 0 ? null : C.Time_offset_seconds(sub),
+        zoneName: optionalText(C.Time_zoneName_which, sub, C.Time_zoneName_some),
+        fold: C.Time_fold(sub),
+      });
+      break;
+    case TIME_DELTA:
+      C.Node_timeDelta(s, sub);
+      v = new Py("timeDelta", {
+        days: C.TimeDelta_days(sub),
+        seconds: C.TimeDelta_seconds(sub),
+        microseconds: C.TimeDelta_microseconds(sub),
+      });
+      break;
+    case TIME_ZONE:
+      C.Node_timeZone(s, sub);
+      v = new Py("timeZone", {
+        offsetSeconds: C.TimeZone_offsetSeconds(sub),
+        name: optionalText(C.TimeZone_name_which, sub, C.TimeZone_name_some),
+      });
+      break;
+    case EXCEPTION:
+      C.Node_exception(s, sub);
+      v = new Py("exception", {
+        type: EXC_TYPES[C.ExceptionValue_type(sub)] ?? C.ExceptionValue_type(sub),
+        arg: optionalText(C.ExceptionValue_arg_which, sub, C.ExceptionValue_arg_some),
+      });
+      break;
+    case DECIMAL:
+    case TYPE:
+    case BUILTIN_FUNCTION:
+    case PATH:
+    case REPR:
+    case CYCLE:
+      v = new Py(NODE_ARMS[which], { value: TEXT_GETTERS[which](s) });
+      break;
+    case FILE_HANDLE:
+      C.Node_fileHandle(s, sub);
+      v = new Py("fileHandle", {
+        path: C.FileHandle_path(sub),
+        mode: FILE_MODES[C.FileHandle_mode(sub)] ?? C.FileHandle_mode(sub),
+        binary: C.FileHandle_binary(sub),
+        position: C.FileHandle_position_number(sub),
+      });
+      break;
+    case FUNCTION:
+      C.Node_function(s, sub);
+      v = new Py("function", {
+        name: C.Function_name(sub),
+        docstring: optionalText(C.Function_docstring_which, sub, C.Function_docstring_some),
+      });
+      break;
+    case NAMED_TUPLE: {
+      C.Node_namedTuple(s, sub);
+      const names = C.NamedTuple_fieldNames(sub, new ListReader());
+      const fieldNames = new Array(names.length);
+      for (let j = 0; j < names.length; j++) fieldNames[j] = names.text(j);
+      C.NamedTuple_values(sub, list);
+      const values = new Array(list.length);
+      for (let j = 0; j < list.length; j++) values[j] = out[child(list.u32(j), i)];
+      v = new Py("namedTuple", { typeName: C.NamedTuple_typeName(sub), fieldNames, values });
+      break;
+    }
+    case CLASS_TYPE:
+      C.Node_classType(s, sub);
+      v = new Py("classType", {
+        name: C.ClassType_name(sub),
+        id: C.ClassType_id(sub).slice(),
+        hostDefined: C.ClassType_hostDefined(sub),
+        isDataclass: C.ClassType_isDataclass(sub),
+        attrs: readPairs(C.ClassType_attrs(sub, list), out, i, pair),
+      });
+      break;
+    case CLASS_INSTANCE:
+      C.Node_classInstance(s, sub);
+      v = new Py("classInstance", {
+        classType: out[child(C.ClassInstance_classType(sub), i)],
+        instanceId: C.ClassInstance_instanceId(sub).slice(),
+        attrs: readPairs(C.ClassInstance_attrs(sub, list), out, i, pair),
+      });
+      break;
+    case MODULE:
+      C.Node_module(s, sub);
+      v = new Py("module", {
+        name: C.Module_name(sub),
+        id: C.Module_id(sub).slice(),
+        attrs: readPairs(C.Module_attrs(sub, list), out, i, pair),
+      });
+      break;
+    default:
+      throw new CodecError(`node ${i} has union arm ${which}, which this codec does not know`);
+  }
+  return v;
 }
 
 /** The JavaScript value of a `Value` struct (a StructReader). */

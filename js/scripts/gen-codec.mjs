@@ -15,7 +15,10 @@
 //            X_set_f(b, s)            a Void union arm
 //            X_init_f(b, s[, n])      a struct, list or group: returns its offset
 //            X_newRoot(b)             a root struct of type X in a reset Builder
-//   layout   X_DATA_WORDS, X_POINTERS, X_BYTES (a struct list's element stride)
+//   layout   X_DATA_WORDS, X_POINTERS, X_BYTES (a struct list's element stride);
+//            X_WHICH_AT and X_f_AT: byte offsets of the discriminant and of a field in the
+//            data section (a primitive) or the pointer section (a Text, Data or list), for
+//            readers that index a struct directly once they know its sections are full size
 //   unions   X_Which                  arm name -> discriminant value
 //   enums    E                        enumerant name -> value
 import { readFile, writeFile } from "node:fs/promises";
@@ -134,6 +137,7 @@ export function generate(cgr) {
       discriminantAt = struct.discriminantOffset * 2;
       const arms = fields.filter((f) => f.discriminantValue !== NO_DISCRIMINANT).map((f) => `${f.name}: ${f.discriminantValue}`);
       emit(`export const ${name}_Which = Object.freeze({ ${arms.join(", ")} });`);
+      emit(`export const ${name}_WHICH_AT = ${discriminantAt};`);
       emit(`export function ${name}_which(s) {`);
       emit(`  return s.ds >= ${discriminantAt + 2} ? s.r.view.getUint16(s.d + ${discriminantAt}, true) : 0;`);
       emit("}");
@@ -179,6 +183,7 @@ export function generate(cgr) {
         const at = slot.offset * 8;
         const d = signed ? def.int64 : def.uint64;
         const big = signed ? "getBigInt64" : "getBigUint64";
+        emit(`export const ${fname}_AT = ${at};`);
         const xor = d === 0n ? "" : ` ^ ${d}n`;
         emit(`export function ${fname}(s) {`);
         emit(`  return s.ds >= ${at + 8} ? s.r.view.${big}(s.d + ${at}, true)${xor} : ${d}n;`);
@@ -203,6 +208,7 @@ export function generate(cgr) {
           throw new Error(`${fname}: float defaults other than 0 are not supported by this generator`);
         }
         const xor = d === 0 ? "" : ` ^ ${d}`;
+        emit(`export const ${fname}_AT = ${at};`);
         // XOR in JavaScript works on int32: mask back to the field's width.
         const mask = d === 0 ? "" : p.get.startsWith("getUint") ? (p.bytes === 4 ? " >>> 0" : ` & ${2 ** (8 * p.bytes) - 1}`) : "";
         emit(`export function ${fname}(s) {`);
@@ -215,6 +221,7 @@ export function generate(cgr) {
         const text = t === Type_Which.TEXT;
         const d = text ? (slot.hadExplicitDefault ? JSON.stringify(def.text) : '""') : "EMPTY";
         if (!text && slot.hadExplicitDefault) throw new Error(`${fname}: Data defaults are not supported by this generator`);
+        emit(`export const ${fname}_AT = ${slot.offset * 8};`);
         emit(`export function ${fname}(s) {`);
         emit(`  return s.pc > ${slot.offset} ? ${text ? "readText" : "readData"}(s.r, s.p + ${slot.offset * 8}, ${d}) : ${d};`);
         emit("}");
@@ -238,6 +245,7 @@ export function generate(cgr) {
         const e = element.which();
         const size = LIST_SIZE[e];
         if (size === undefined) throw new Error(`${fname}: List of type ${e} is not supported by this generator`);
+        emit(`export const ${fname}_AT = ${slot.offset * 8};`);
         emit(`export function ${fname}(s, out = new ListReader()) {`);
         emit(`  if (s.pc > ${slot.offset}) return readList(s.r, s.p + ${slot.offset * 8}, ${size}, out);`);
         emit("  out.r = s.r;");

@@ -80,6 +80,14 @@ test("every kind of value comes back as it went", () => {
   assert.equal(roundTrip(new Float(2)), 2);
 });
 
+test("a message that is not 4-byte aligned reads the same (through the DataView)", () => {
+  const value = [1, -(2 ** 40), 2n ** 60n, "s", new Tuple(1, [2]), new Map([[1, 2]])];
+  const message = encodeValue(value);
+  const unaligned = new Uint8Array(message.length + 1).subarray(1);
+  unaligned.set(message);
+  assert.deepStrictEqual(decodeValue(unaligned), value);
+});
+
 test("ints: numbers up to 2^53, BigInt past it, whichever node kind carried them", () => {
   assert.equal(roundTrip(2 ** 53 - 1), 2 ** 53 - 1);
   assert.equal(roundTrip(2n ** 53n - 1n), 2 ** 53 - 1);
