@@ -69,6 +69,16 @@ function resumeRequest(n) {
   });
 }
 
+/** A function that adds the time since its last call (or since now) to `timing[field]`, in ms. */
+function stopwatch(timing) {
+  let t = performance.now();
+  return (field) => {
+    const now = performance.now();
+    timing[field] += now - t;
+    t = now;
+  };
+}
+
 /**
  * One run of the loop; returns the result. With `timing`, adds the time spent
  * building requests, inside `dispatch` (the module: decode, interpreter,
@@ -84,12 +94,7 @@ function turnLoop(session, timing) {
     }
     return result(reply);
   }
-  let t = performance.now();
-  const lap = (field) => {
-    const now = performance.now();
-    timing[field] += now - t;
-    t = now;
-  };
+  const lap = stopwatch(timing);
   let view = session.dispatch(startRequest);
   lap("dispatch");
   for (;;) {
@@ -145,12 +150,7 @@ function turnLoopCodec(session, timing) {
     while (n !== null) n = codecArgument(session.dispatch(codecResume(n + 1)));
     return codecResult();
   }
-  let t = performance.now();
-  const lap = (field) => {
-    const now = performance.now();
-    timing[field] += now - t;
-    t = now;
-  };
+  const lap = stopwatch(timing);
   let view = session.dispatch(startRequest);
   lap("dispatch");
   for (;;) {

@@ -86,6 +86,34 @@ const TEXT_KINDS = new Set(["decimal", "type", "builtinFunction", "path", "repr"
 const TEXT_GETTERS = [];
 for (const kind of TEXT_KINDS) TEXT_GETTERS[C.Node_Which[kind]] = C[`Node_${kind}`];
 
+/**
+ * Reads and writes the time-of-day fields `DateTime` and `Time` share (`X` is
+ * either): hour to microsecond, the UTC offset (null when naive), the zone
+ * name (null when none) and fold.
+ */
+function clock(X) {
+  const FIELDS = ["hour", "minute", "second", "microsecond", "fold"];
+  const get = FIELDS.map((name) => C[`${X}_${name}`]);
+  const set = FIELDS.map((name) => C[`${X}_set_${name}`]);
+  const naive = C[`${X}_offset_Which`].naive;
+  const noZone = C[`${X}_zoneName_Which`].none;
+  return {
+    read(sub, v) {
+      for (let k = 0; k < FIELDS.length; k++) v[FIELDS[k]] = get[k](sub);
+      v.offsetSeconds = C[`${X}_offset_which`](sub) === naive ? null : C[`${X}_offset_seconds`](sub);
+      v.zoneName = C[`${X}_zoneName_which`](sub) === noZone ? null : C[`${X}_zoneName_some`](sub);
+      return v;
+    },
+    write(b, sub, v) {
+      for (let k = 0; k < FIELDS.length; k++) set[k](b, sub, v[FIELDS[k]] ?? 0);
+      setOptional(b, sub, v.offsetSeconds, C[`${X}_offset_set_naive`], C[`${X}_offset_set_seconds`]);
+      setOptional(b, sub, v.zoneName, C[`${X}_zoneName_set_none`], C[`${X}_zoneName_set_some`]);
+    },
+  };
+}
+const DATE_TIME_CLOCK = clock("DateTime");
+const TIME_CLOCK = clock("Time");
+
 function child(index, holder) {
   if (index >= holder) {
     throw new CodecError(`node ${holder} refers to node ${index}; a child's index must be lower than its holder's`);
@@ -290,30 +318,14 @@ function readNode(s, which, i, out, at) {
       break;
     case DATE_TIME:
       C.Node_dateTime(s, sub);
-      v = new Py("dateTime", {
-        year: C.DateTime_year(sub),
-        month: C.DateTime_month(sub),
-        day: C.DateTime_day(sub),
-        hour: C.DateTime_hour(sub),
-        minute: C.DateTime_minute(sub),
-        second: C.DateTime_second(sub),
-        microsecond: C.DateTime_microsecond(sub),
-        offsetSeconds: C.DateTime_offset_which(sub) === 0 ? null : C.DateTime_offset_seconds(sub),
-        zoneName: optionalText(C.DateTime_zoneName_which, sub, C.DateTime_zoneName_some),
-        fold: C.DateTime_fold(sub),
-      });
+      v = new Py("dateTime");
+      v.year = C.DateTime_year(sub);
+      v.month = C.DateTime_month(sub);
+      v.day = C.DateTime_day(sub);
+      DATE_TIME_CLOCK.read(sub, v);
       break;
     case TIME:
-      C.Node_time(s, sub);
-      v = new Py("time", {
-        hour: C.Time_hour(sub),
-        minute: C.Time_minute(sub),
-        second: C.Time_second(sub),
-        microsecond: C.Time_microsecond(sub),
-        offsetSeconds: C.Time_offset_which(sub) === 0 ? null : C.Time_offset_seconds(sub),
-        zoneName: optionalText(C.Time_zoneName_which, sub, C.Time_zoneName_some),
-        fold: C.Time_fold(sub),
-      });
+      v = TIME_CLOCK.read(C.Node_time(s, sub), new Py("time"));
       break;
     case TIME_DELTA:
       C.Node_timeDelta(s, sub);
@@ -502,7 +514,8 @@ function writeInt(b, s, v) {
   C.BigInt_set_magnitude(b, sub, magnitude);
 }
 
-function setOptionalText(b, s, value, setNone, setSome) {
+/** Sets the `none` arm of an optional union for null or undefined, else the other arm to `value`. */
+function setOptional(b, s, value, setNone, setSome) {
   if (value === null || value === undefined) setNone(b, s);
   else setSome(b, s, value);
 }
@@ -561,26 +574,17 @@ function writePy(b, s, v, kids) {
       C.Date_set_day(b, sub, v.day);
       return;
     }
-    case "dateTime":
-    case "time": {
-      const dt = v.kind === "dateTime";
-      const sub = dt ? C.Node_init_dateTime(b, s) : C.Node_init_time(b, s);
-      if (dt) {
-        C.DateTime_set_year(b, sub, v.year);
-        C.DateTime_set_month(b, sub, v.month);
-        C.DateTime_set_day(b, sub, v.day);
-      }
-      const T = dt ? DATE_TIME_SETTERS : TIME_SETTERS;
-      T.hour(b, sub, v.hour);
-      T.minute(b, sub, v.minute);
-      T.second(b, sub, v.second);
-      T.microsecond(b, sub, v.microsecond);
-      if (v.offsetSeconds === null || v.offsetSeconds === undefined) T.naive(b, sub);
-      else T.seconds(b, sub, v.offsetSeconds);
-      setOptionalText(b, sub, v.zoneName, T.zoneNone, T.zoneSome);
-      T.fold(b, sub, v.fold ?? 0);
+    case "dateTime": {
+      const sub = C.Node_init_dateTime(b, s);
+      C.DateTime_set_year(b, sub, v.year);
+      C.DateTime_set_month(b, sub, v.month);
+      C.DateTime_set_day(b, sub, v.day);
+      DATE_TIME_CLOCK.write(b, sub, v);
       return;
     }
+    case "time":
+      TIME_CLOCK.write(b, C.Node_init_time(b, s), v);
+      return;
     case "timeDelta": {
       const sub = C.Node_init_timeDelta(b, s);
       C.TimeDelta_set_days(b, sub, v.days);
@@ -591,13 +595,13 @@ function writePy(b, s, v, kids) {
     case "timeZone": {
       const sub = C.Node_init_timeZone(b, s);
       C.TimeZone_set_offsetSeconds(b, sub, v.offsetSeconds);
-      setOptionalText(b, sub, v.name, C.TimeZone_name_set_none, C.TimeZone_name_set_some);
+      setOptional(b, sub, v.name, C.TimeZone_name_set_none, C.TimeZone_name_set_some);
       return;
     }
     case "exception": {
       const sub = C.Node_init_exception(b, s);
       C.ExceptionValue_set_type(b, sub, typeof v.type === "number" ? v.type : C.ExcType[v.type]);
-      setOptionalText(b, sub, v.arg, C.ExceptionValue_arg_set_none, C.ExceptionValue_arg_set_some);
+      setOptional(b, sub, v.arg, C.ExceptionValue_arg_set_none, C.ExceptionValue_arg_set_some);
       return;
     }
     case "fileHandle": {
@@ -611,7 +615,7 @@ function writePy(b, s, v, kids) {
     case "function": {
       const sub = C.Node_init_function(b, s);
       C.Function_set_name(b, sub, v.name);
-      setOptionalText(b, sub, v.docstring, C.Function_docstring_set_none, C.Function_docstring_set_some);
+      setOptional(b, sub, v.docstring, C.Function_docstring_set_none, C.Function_docstring_set_some);
       return;
     }
     case "namedTuple": {
@@ -652,29 +656,6 @@ function writePy(b, s, v, kids) {
   }
   throw new TypeError(`monty-wire: unknown Py kind ${v.kind}`);
 }
-
-const DATE_TIME_SETTERS = {
-  hour: C.DateTime_set_hour,
-  minute: C.DateTime_set_minute,
-  second: C.DateTime_set_second,
-  microsecond: C.DateTime_set_microsecond,
-  naive: C.DateTime_offset_set_naive,
-  seconds: C.DateTime_offset_set_seconds,
-  zoneNone: C.DateTime_zoneName_set_none,
-  zoneSome: C.DateTime_zoneName_set_some,
-  fold: C.DateTime_set_fold,
-};
-const TIME_SETTERS = {
-  hour: C.Time_set_hour,
-  minute: C.Time_set_minute,
-  second: C.Time_set_second,
-  microsecond: C.Time_set_microsecond,
-  naive: C.Time_offset_set_naive,
-  seconds: C.Time_offset_set_seconds,
-  zoneNone: C.Time_zoneName_set_none,
-  zoneSome: C.Time_zoneName_set_some,
-  fold: C.Time_set_fold,
-};
 
 /**
  * Writes `roots` (JavaScript values) as one arena: allocates the list of
