@@ -81,14 +81,18 @@ function nodeWorkerClass(threads) {
   };
 }
 
-/** The Worker constructor: the global one, or in Node one over worker_threads. */
-let WorkerClass = globalThis.Worker;
-async function workerClass() {
-  if (WorkerClass === undefined && typeof process !== "undefined" && process.versions?.node) {
-    WorkerClass = nodeWorkerClass(await import("node:worker_threads"));
+/** In Node, the Worker over worker_threads, once `needWorker()` made it. */
+let NodeWorker;
+
+/** The Worker constructor: the global one (looked up afresh each time), else NodeWorker. */
+const workerClass = () => globalThis.Worker ?? NodeWorker;
+
+/** Makes sure there is a Worker constructor, loading worker_threads in Node. */
+async function needWorker() {
+  if (workerClass() === undefined && typeof process !== "undefined" && process.versions?.node) {
+    NodeWorker = nodeWorkerClass(await import("node:worker_threads"));
   }
-  if (WorkerClass === undefined) throw new TypeError("monty-wire: this environment has no Worker");
-  return WorkerClass;
+  if (workerClass() === undefined) throw new TypeError("monty-wire: this environment has no Worker");
 }
 
 /** A worker that runs one monty-wire instance, with a hard kill. */
@@ -131,7 +135,7 @@ export class MontyWireWorker {
    * survive it.
    */
   static async create(options = {}) {
-    await workerClass();
+    await needWorker();
     const module = await compileMontyWire(options.wasm);
     const host = new MontyWireWorker(constructToken, options, module);
     await host.#start();
@@ -194,7 +198,8 @@ export class MontyWireWorker {
 
   #start() {
     const url = this.#options.workerUrl ?? new URL("./worker.mjs", import.meta.url);
-    const worker = new WorkerClass(url, { type: "module", name: "monty-wire" });
+    const Worker = workerClass();
+    const worker = new Worker(url, { type: "module", name: "monty-wire" });
     this.#worker = worker;
     const generation = ++this.#generation;
     worker.onmessage = ({ data }) => this.#onMessage(generation, data);
