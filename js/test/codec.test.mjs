@@ -8,17 +8,29 @@ import { test } from "node:test";
 import * as capnp from "capnp-es";
 import { CodeGeneratorRequest, Field_Which, Node_Which, Type_Which } from "capnp-es/capnp/schema";
 import * as C from "../codec/monty_wire_codec.mjs";
-import { CGR_PATH, CODEC_PATH, generate } from "../scripts/gen-codec.mjs";
+import { CGR_PATH, CODEC_PATH, DECLARATIONS_PATH, generate } from "../scripts/gen-codec.mjs";
 import * as S from "../gen/monty_wire.js";
 
 const cgr = await readFile(CGR_PATH);
 
 test("the committed codec is what gen-codec.mjs makes of schema/monty_wire.cgr", async () => {
-  const committed = await readFile(CODEC_PATH, "utf8");
-  assert.ok(
-    committed === generate(cgr),
-    "js/codec/monty_wire_codec.mjs is stale: run `node js/scripts/gen-codec.mjs` and commit the result",
-  );
+  const { js, dts } = generate(cgr);
+  for (const [path, text] of [
+    [CODEC_PATH, js],
+    [DECLARATIONS_PATH, dts],
+  ]) {
+    assert.ok(
+      (await readFile(path, "utf8")) === text,
+      `${path} is stale: run \`node js/scripts/gen-codec.mjs\` and commit the result`,
+    );
+  }
+});
+
+test("the declarations name exactly what the module exports", async () => {
+  const { dts } = generate(cgr);
+  const declared = [...dts.matchAll(/^export declare (?:const|function) (\w+)/gm)].map((m) => m[1]);
+  const reexported = /^export \{ (.*) \} from "\.\/runtime\.mjs";$/m.exec(dts)[1].split(", ");
+  assert.deepEqual([...declared, ...reexported].sort(), Object.keys(C).sort());
 });
 
 // --- the schema, as the property test walks it ---------------------------------
