@@ -56,6 +56,12 @@ const {
   classInstance: CLASS_INSTANCE,
   module: MODULE,
 } = C.Node_Which;
+// After a rename in the schema a name above would read as undefined and
+// silently match nothing: refuse to load instead.
+const MISSING = [ELLIPSIS, NOT_IMPLEMENTED, NONE, BOOL, INT, BIG_INT, FLOAT, COMPLEX, STR, BYTES, DATE, DATE_TIME, TIME, TIME_DELTA, TIME_ZONE, DECIMAL, EXCEPTION, TYPE, BUILTIN_FUNCTION, PATH, FILE_HANDLE, FUNCTION, REPR, CYCLE, LIST, TUPLE, SET, FROZEN_SET, NAMED_TUPLE, DICT, CLASS_TYPE, CLASS_INSTANCE, MODULE].filter((arm) => typeof arm !== "number").length;
+if (MISSING > 0) {
+  throw new Error("monty-wire values.mjs: Node's arms in the generated codec are not the ones this file names; update it to the schema");
+}
 const NODE_ARMS = Object.keys(C.Node_Which);
 const EXC_TYPES = Object.keys(C.ExcType);
 const FILE_MODES = Object.keys(C.FileMode);
