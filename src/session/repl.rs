@@ -133,7 +133,7 @@ impl ReplSession {
         request: Request,
         key: &DumpKey,
         turn: &mut Turn<'_>,
-        #[cfg(feature = "type-check")] checker: &mut monty_type_checking::TypeChecker,
+        #[cfg(feature = "type-check")] checker: &mut Option<Box<monty_type_checking::TypeChecker>>,
     ) -> Result<Outcome, ProtocolError> {
         match request {
             Request::FeedRun(feed) => {
@@ -234,19 +234,27 @@ impl ReplSession {
     }
 
     /// Type-checks a snippet in a session that checks; a report with
-    /// diagnostics is the response, and the snippet does not run.
+    /// diagnostics is the response, and the snippet does not run. A snippet
+    /// fed with `skipTypeCheck` is not checked, but what it declares still
+    /// counts for later checks once it has run. The checker is made on the
+    /// session's first check.
     #[cfg(feature = "type-check")]
     fn type_check_feed(
         &mut self,
         feed: &Feed,
-        checker: &mut monty_type_checking::TypeChecker,
+        checker: &mut Option<Box<monty_type_checking::TypeChecker>>,
     ) -> Result<Option<Outcome>, ProtocolError> {
-        let (Some(check), false) = (self.type_check.as_mut(), feed.skip_type_check) else {
+        let Some(check) = self.type_check.as_mut() else {
             return Ok(None);
         };
         let Phase::Idle(repl) = self.phase.as_ref().expect("the phase is back after every request") else {
             return Ok(None);
         };
+        if feed.skip_type_check {
+            check.hold(&feed.code);
+            return Ok(None);
+        }
+        let checker = super::typecheck::checker_in(checker);
         let report = check.check_snippet(checker, &feed.code, &repl.next_script_name())?;
         Ok((!report.diagnostics.is_empty()).then_some(Outcome::TypeCheckReport(report)))
     }
@@ -290,5 +298,45 @@ impl ReplSession {
             self.phase = Some(Phase::Suspended(Box::new(progress)));
             return outcome;
         }
+    }
+}
+
+#[cfg(all(test, feature = "type-check"))]
+mod tests {
+    use crate::{
+        protocol::{Feed, OpenRepl, Outcome, Request, TypeCheckOptions},
+        session::Session,
+    };
+
+    fn session_with(type_check: Option<TypeCheckOptions>) -> Session {
+        let mut session = Session::new();
+        let open = OpenRepl {
+            type_check,
+            ..OpenRepl::default()
+        };
+        let response = session.handle(Request::OpenRepl(Box::new(open)));
+        assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
+        session
+    }
+
+    fn feed(session: &mut Session, code: &str) -> Outcome {
+        session.handle(Request::FeedRun(Feed::new(code))).outcome
+    }
+
+    #[test]
+    fn a_repl_without_type_checking_never_builds_a_checker() {
+        let mut session = session_with(None);
+        assert!(matches!(feed(&mut session, "x = 1"), Outcome::Complete(_)));
+        assert!(matches!(feed(&mut session, "x + 1"), Outcome::Complete(_)));
+        assert!(session.checker.is_none());
+    }
+
+    #[test]
+    fn a_type_checking_repl_builds_its_checker_on_the_first_check() {
+        let mut session = session_with(Some(TypeCheckOptions::default()));
+        assert!(session.checker.is_none());
+        assert!(matches!(feed(&mut session, "x = 1"), Outcome::Complete(_)));
+        assert!(session.checker.is_some());
+        assert!(matches!(feed(&mut session, "x.nope"), Outcome::TypeCheckReport(_)));
     }
 }
