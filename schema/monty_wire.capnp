@@ -699,8 +699,18 @@ struct ResolveFutures {
   position @1 :SourceRange;          # the await the main task is blocked on
 }
 
-# An OS-level operation the sandbox needs the host for. Paths are absolute
-# virtual POSIX paths (already resolved against the session's cwd).
+# An OS-level operation the sandbox needs the host for.
+#
+# Every path field (the bare paths below, and `path` of `PathText`,
+# `PathBytes`, `OpenArgs`, `MkdirArgs` and `ScanArgs`, `src` and `dst` of
+# `RenameArgs`) is an absolute virtual POSIX path, normalised lexically
+# before it is sent: relative paths are resolved against the sandbox's cwd
+# (the session's, or the one `os.chdir` set), then `.` segments and repeated
+# and trailing `/` are dropped and each `..` removes the segment before it,
+# stopping at `/` (so "/data/sub/../x" arrives as "/data/x", and "/../x" as
+# "/x"). Nothing is read to do this: symlinks are not resolved. A path never
+# holds a NUL byte. The one exception is an empty path (`os.stat('')`), sent
+# empty, which CPython answers with FileNotFoundError.
 struct OsCall {
   callId @0 :UInt32;
   allowEagerAwait @1 :Bool;

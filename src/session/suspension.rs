@@ -6,13 +6,13 @@
 //! `ReplProgress`) with the same shape; [`Suspension`] gives both one face,
 //! so the protocol rules are written once.
 
-use std::{collections::HashMap, time::Duration};
+use std::{borrow::Cow, collections::HashMap, time::Duration};
 
 use monty::{ReplProgress, ReplStartError, RunProgress};
 use monty_types::{
-    CallArgs, ExcType, ExtFunctionResult, MontyException, MontyObject, MontyUuid,
+    CallArgs, ExcType, ExtFunctionResult, MontyException, MontyObject, MontyPath, MontyUuid,
     NameLookupResult as MontyNameLookupResult, OsFunctionCall, PrintWriter, ResourceLimits, ResourceTracker,
-    SourceRange,
+    SourceRange, normalize_virtual_path,
 };
 
 use crate::{
@@ -87,7 +87,7 @@ impl View<'_> {
                 allow_eager_await,
                 position,
             } => Outcome::OsCall(OsCallEvent {
-                call: call.clone(),
+                call: with_normalised_paths(call),
                 call_id,
                 allow_eager_await,
                 position: position.clone(),
@@ -108,6 +108,29 @@ impl View<'_> {
             View::Complete => Outcome::Ok,
         }
     }
+}
+
+/// The OS call as the host gets it: every path in it (both of a rename's)
+/// lexically normalised by monty's own `normalize_virtual_path`, as monty's
+/// bindings hand paths to their hosts. Empty and `.` segments are dropped,
+/// `..` drops the segment before it and stays at `/`, a trailing slash goes;
+/// nothing is read, so symlinks are not resolved. monty has already resolved
+/// relative paths against the sandbox's cwd (the session's, or the one
+/// `os.chdir` set) and refused NUL bytes, so every path but an empty one is
+/// absolute; an empty path (`os.stat('')`) stays empty, as in monty's
+/// bindings, so the host answers it as CPython does (`FileNotFoundError`).
+/// Without this a host that checks a path prefix could be walked out of its
+/// directory by `..`.
+fn with_normalised_paths(call: &OsFunctionCall) -> OsFunctionCall {
+    let mut call = call.clone();
+    for path in call.fs_paths_mut() {
+        if !path.is_empty()
+            && let Cow::Owned(normalised) = normalize_virtual_path(path)
+        {
+            *path = MontyPath::new(normalised);
+        }
+    }
+    call
 }
 
 /// A host's answer, checked and in monty's terms.
