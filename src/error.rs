@@ -98,6 +98,16 @@ pub enum DecodeError {
         value: u16,
     },
 
+    /// A node of a value arena holds something no value can be: a bigint,
+    /// a UUID or a name that is wrong (`source` says which and how).
+    #[error("node {node}: {source}")]
+    InNode {
+        /// The node's index in its arena.
+        node: u32,
+        /// What is wrong with it.
+        source: Box<DecodeError>,
+    },
+
     /// A bigint is not in canonical form.
     #[error("invalid bigint: {reason}")]
     InvalidBigInt {

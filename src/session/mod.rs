@@ -7,6 +7,7 @@
 //! becomes a `pythonError` response, and a panic inside the library is caught,
 //! reported as `internalError`, and resets the session to empty.
 
+mod input;
 mod output;
 mod repl;
 mod run;

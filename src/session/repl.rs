@@ -11,16 +11,22 @@ use monty_types::{ResourceLimits, ResourceTracker, validate_cwd};
 #[cfg(feature = "type-check")]
 use super::typecheck::ReplTypeCheck;
 use super::{
-    Turn,
+    Turn, input,
     run::dump_too_large,
     suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
 };
-#[cfg(feature = "type-check")]
-use crate::protocol::Feed;
 use crate::{
     dump::{self, DumpKey, FlightRecord},
-    protocol::{ErrorCode, OpenRepl, Outcome, ProtocolError, Request},
+    protocol::{ErrorCode, Feed, OpenRepl, Outcome, ProtocolError, Request},
 };
+
+/// Checks a feed's named inputs before anything else looks at the feed.
+fn check_feed_inputs(feed: &Feed) -> Result<(), ProtocolError> {
+    for (name, value) in &feed.inputs {
+        input::check_value(value, &format!("input {name:?}"))?;
+    }
+    Ok(())
+}
 
 enum Phase {
     Idle(Box<MontyRepl>),
@@ -117,11 +123,17 @@ impl ReplSession {
         }
     }
 
+    /// Refuses `request` unless the REPL is idle.
+    fn ensure_idle(&self, request: &str) -> Result<(), ProtocolError> {
+        match self.phase() {
+            Phase::Idle(_) => Ok(()),
+            Phase::Suspended(_) => Err(self.wrong_state(request, "an idle REPL")),
+        }
+    }
+
     /// The idle REPL, taken out for a request that needs it.
     fn take_idle(&mut self, request: &str) -> Result<Box<MontyRepl>, ProtocolError> {
-        if !matches!(self.phase(), Phase::Idle(_)) {
-            return Err(self.wrong_state(request, "an idle REPL"));
-        }
+        self.ensure_idle(request)?;
         match self.phase.take() {
             Some(Phase::Idle(repl)) => Ok(repl),
             _ => unreachable!("checked above"),
@@ -137,6 +149,8 @@ impl ReplSession {
     ) -> Result<Outcome, ProtocolError> {
         match request {
             Request::FeedRun(feed) => {
+                self.ensure_idle("feedRun")?;
+                check_feed_inputs(&feed)?;
                 #[cfg(feature = "type-check")]
                 if let Some(report) = self.type_check_feed(&feed, checker)? {
                     return Ok(report);
@@ -157,6 +171,8 @@ impl ReplSession {
                 })
             }
             Request::FeedStart(feed) => {
+                self.ensure_idle("feedStart")?;
+                check_feed_inputs(&feed)?;
                 #[cfg(feature = "type-check")]
                 if let Some(report) = self.type_check_feed(&feed, checker)? {
                     return Ok(report);
@@ -173,6 +189,8 @@ impl ReplSession {
                 Phase::Suspended(_) => Err(self.wrong_state("listFunctions", "an idle REPL")),
             },
             Request::CallFunction { name, args } => {
+                self.ensure_idle("callFunction")?;
+                input::check_values(&args, "argument")?;
                 let mut repl = self.take_idle("callFunction")?;
                 self.flight.begin();
                 let result = turn.run(|print| repl.call_function(&name, args, print));

@@ -15,6 +15,7 @@ use monty_types::{
     SourceRange, normalize_virtual_path,
 };
 
+use super::input;
 use crate::{
     dump::FlightRecord,
     protocol::{
@@ -358,6 +359,9 @@ impl Flight {
                 Request::ResumeCall(answer),
             ) => {
                 check_eager(&answer, allow_eager_await)?;
+                if let CallResult::Value(value) | CallResult::EagerValue(value) = &answer {
+                    input::check_value(value, "resumeCall value")?;
+                }
                 Ok(match answer {
                     CallResult::Value(value) => Answer::Call(ExtFunctionResult::Return(value)),
                     CallResult::Exception(exc) => Answer::Call(ExtFunctionResult::Error(exc)),
@@ -385,6 +389,9 @@ impl Flight {
                 Request::ResumeOsCall(answer),
             ) => {
                 check_eager(&answer, allow_eager_await)?;
+                if let CallResult::Value(value) | CallResult::EagerValue(value) = &answer {
+                    input::check_os_answer(call, value, "resumeOsCall value")?;
+                }
                 Ok(match answer {
                     CallResult::Value(value) => Answer::Os(ExtFunctionResult::Return(value)),
                     CallResult::Exception(exc) => Answer::Os(ExtFunctionResult::Error(exc)),
@@ -401,7 +408,10 @@ impl Flight {
                 })
             }
             (View::NameLookup { .. }, Request::ResumeNameLookup(answer)) => Ok(Answer::Name(match answer {
-                NameLookupResult::Value(value) => MontyNameLookupResult::Value(value),
+                NameLookupResult::Value(value) => {
+                    input::check_value(&value, "resumeNameLookup value")?;
+                    MontyNameLookupResult::Value(value)
+                }
                 NameLookupResult::Undefined => MontyNameLookupResult::Undefined,
                 NameLookupResult::Exception(exc) => MontyNameLookupResult::Error(exc),
             })),
@@ -444,6 +454,9 @@ impl Flight {
                 return Err(invalid_argument(format!(
                     "call id {call_id}: a future resolves to a value, an exception, notFound or future"
                 )));
+            }
+            if let CallResult::Value(value) = result {
+                input::check_value(value, &format!("result of call id {call_id}"))?;
             }
         }
         let results = results
