@@ -124,11 +124,12 @@ fn empty_input_is_malformed() {
 }
 
 #[test]
-fn truncated_message_is_malformed() {
+fn a_cut_message_is_truncated() {
     let bytes = sample_message();
-    for len in [4, 8, bytes.len() / 2, bytes.len() - 8] {
+    for len in [1, 4, 7, 8, bytes.len() / 2, bytes.len() - 8] {
         let err = decode(&bytes[..len]).unwrap_err();
-        assert!(matches!(err, DecodeError::Malformed(_)), "cut at {len}: {err:?}");
+        assert!(matches!(err, DecodeError::Truncated(_)), "cut at {len}: {err:?}");
+        assert!(err.to_string().starts_with("truncated message"), "{err}");
     }
 }
 
@@ -378,6 +379,24 @@ fn unknown_union_arms_are_reported() {
                 value: 7
             }
         ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_datetime_fold_monty_cannot_hold_is_refused() {
+    let folded = value_message(1, 0, |_, n| {
+        let mut dt = n.init_date_time();
+        dt.set_year(2021);
+        dt.set_month(11);
+        dt.set_day(7);
+        dt.reborrow().init_offset().set_naive(());
+        dt.reborrow().init_zone_name().set_none(());
+        dt.set_fold(1);
+    });
+    let err = decode(&folded).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::UnsupportedField { field: "DateTime.fold", .. }),
         "{err:?}"
     );
 }
