@@ -858,7 +858,10 @@ enum ErrorCode {
   truncatedMessage @1;   # the bytes end before the message does
   limitExceeded @2;      # larger or deeper than the decoder allows
   invalidValue @3;       # a part of a request this library cannot accept: an inconsistent value arena
-                         # (index out of range, bad bigint, ...), or a union arm or enum value it does not know
+                         # (index out of range, bad bigint, ...), a union arm or enum value it does not know,
+                         # a value the schema carries but Python cannot hold (February 30th, an unhashable
+                         # dict key, ...; the message names the node), or an OS call answered with a value
+                         # of the wrong type
   unknownRequest @4;     # a request kind (an arm of `Request`) this library does not know
   wrongState @5;         # the session's state does not accept this request
   unknownSession @6;     # the handle is null, closed or was never opened
