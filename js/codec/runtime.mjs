@@ -109,6 +109,12 @@ export class Reader {
     /** Scratch: the byte length of the last Text or Data followed. */
     this.len = 0;
     /**
+     * List elements left to hand out. A message whose pointers alias one list
+     * many times could otherwise make a reader walk far more elements than
+     * the message holds (Cap'n Proto's traversal limit, in elements).
+     */
+    this.budget = 8 * words;
+    /**
      * The message as int32 words, when it is 4-byte aligned and the platform
      * little-endian (typed arrays use the platform's byte order): the fastest
      * reads V8 has, for readers that index fields directly. Else null.
@@ -176,6 +182,8 @@ export function readList(r, at, size, out) {
   if (got !== size) throw new CodecError(`list at byte ${at} has element size code ${got}; the schema's type needs ${size}`);
   const body = at + 8 + (lo >> 2) * 8;
   const count = hi >>> 3;
+  r.budget -= count;
+  if (r.budget < 0) throw new CodecError(`the message's lists hold more elements, followed so far, than 8 per word of the message: pointers alias one list too often`);
   if (size !== COMPOSITE) {
     const bytes = Math.ceil((count * ELEMENT_BITS[size]) / 8);
     if (body < r.start || body + bytes > r.end) throw new CodecError(`list pointer at byte ${at} points outside the message`);

@@ -358,6 +358,27 @@ test("malformed input is refused with a clear error", () => {
   dv.setUint32(8 + 8 + 8 + 4, (dv.getUint32(8 + 8 + 8 + 4, true) & ~7) | 4, true); // struct list claimed as List(UInt32)
   refuse(wrongList, /element size/);
 
+  // 1,000 nodes whose lists all alias one list of 1,000 items: 10^6 elements to walk from ~26k bytes.
+  const b = new C.Builder();
+  const v = C.Value_newRoot(b);
+  const first = C.Value_init_nodes(b, v, 1000);
+  const items = C.Node_init_list(b, first, 1000);
+  for (let i = 1; i < 1000; i++) {
+    const at = first + i * C.Node_BYTES;
+    C.Node_init_list(b, at, 0); // sets the arm; the pointer is made to alias below
+    const ptr = at + C.Node_DATA_WORDS * 8 + C.Node_list_AT;
+    b.view.setUint32(ptr, (((items - ptr - 8) / 8) << 2) | 1, true);
+    b.view.setUint32(ptr + 4, 4 | (1000 << 3), true);
+  }
+  const aliased = b.finish().slice();
+  assert.throws(
+    () => {
+      const list = C.Value_nodes(new C.Reader(aliased).root());
+      for (let i = 0; i < list.length; i++) C.Node_list(list.struct(i));
+    },
+    (e) => e instanceof C.CodecError && /alias/.test(e.message),
+  );
+
   const unterminated = sample();
   const at = unterminated.indexOf(0x6f, 40); // the "o" of "hello", then its NUL
   unterminated[at + 1] = 0x21;
