@@ -184,7 +184,7 @@ export function readNodes(nodes, options) {
   // unboxed doubles, and the first object after it copy the whole array.
   out[0] = null;
   const s = nodes.struct(0);
-  const at = new Context(nodes, options);
+  const at = new Context(options);
   const { r, o, step, ds } = nodes;
   const view = r.view;
   // Nodes whose sections are the schema's full size (what the library
@@ -232,7 +232,7 @@ const U32_LIST = 4;
 
 /** Cursors and options one readNodes call reuses. */
 class Context {
-  constructor(nodes, options) {
+  constructor(options) {
     this.copyBytes = options?.bytes === "copy";
     this.sub = new StructReader();
     this.pair = new StructReader();
