@@ -1,43 +1,14 @@
 // The browser half: serves the repository on 127.0.0.1, opens
-// js/test/browser/index.html in headless Chromium (playwright-core driving
-// the system's chromium; no browser download) and reports each scenario the
-// page ran as a test here.
-//
-// Chromium is found at $CHROMIUM_PATH or /usr/bin/chromium. Without it the
-// test is skipped, unless MONTY_WIRE_REQUIRE_CHROMIUM=1 (scripts/test-web.sh
-// sets it), which makes a missing browser a failure.
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// js/test/browser/index.html in headless Chromium (see chromium.mjs) and
+// reports each scenario the page ran as a test here.
 import { test } from "node:test";
-import { chromium } from "playwright-core";
+import { launch, skip } from "./chromium.mjs";
 import { serve } from "./server.mjs";
 
-const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const required = process.env.MONTY_WIRE_REQUIRE_CHROMIUM === "1";
-const available = existsSync(executablePath);
-
-test("headless Chromium", { skip: !available && !required && `no browser at ${executablePath}` }, async (t) => {
-  if (!available) {
-    throw new Error(`no Chromium at ${executablePath} (set CHROMIUM_PATH, or apt-get install chromium)`);
-  }
+test("headless Chromium", { skip }, async (t) => {
+  const browser = await launch();
+  const { context } = browser;
   const server = await serve();
-  const profile = await mkdtemp(join(tmpdir(), "monty-wire-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
   const log = [];
   try {
     const page = context.pages()[0] ?? (await context.newPage());
@@ -81,8 +52,7 @@ test("headless Chromium", { skip: !available && !required && `no browser at ${ex
     error.message += `\n--- browser log ---\n${log.join("\n")}`;
     throw error;
   } finally {
-    await context.close();
+    await browser.close();
     await server.close();
-    await rm(profile, { recursive: true, force: true });
   }
 });
