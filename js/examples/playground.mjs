@@ -3,6 +3,7 @@
 // responses read with the generated codec (js/codec/).
 //
 //   node js/test/server.mjs 8000   then open http://127.0.0.1:8000/js/examples/playground.html
+//   (add ?wasm=../dist/monty_wire_typecheck.wasm for a module built with --type-check)
 //
 // The page tells a test (or a screenshot tool) where it is: <body
 // data-state="..."> is "loading", then "idle" once the module is ready, "running"
@@ -49,8 +50,11 @@ function show(pane, text, className) {
 }
 
 setState("loading");
-// Compiles js/dist/monty_wire.wasm (compileStreaming) and starts the worker.
-const host = await MontyWireWorker.create();
+// Compiles the module (compileStreaming) and starts the worker: by default
+// js/dist/monty_wire.wasm; `?wasm=<url>` names another one, such as a build
+// with the type checker.
+const wasm = new URLSearchParams(location.search).get("wasm");
+const host = await MontyWireWorker.create({ wasm: wasm === null ? undefined : new URL(wasm, location.href) });
 timings.ready = Math.round(performance.now());
 $("status").textContent = "ready";
 runButton.disabled = false;
