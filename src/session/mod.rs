@@ -7,6 +7,8 @@
 //! becomes a `pythonError` response, and a panic inside the library is caught,
 //! reported as `internalError`, and resets the session to empty.
 
+#[cfg(target_arch = "wasm32")]
+mod address_space;
 mod input;
 mod output;
 mod repl;
@@ -271,6 +273,8 @@ fn dispatch(
     context: &mut Context<'_>,
     turn: &mut Turn<'_>,
 ) -> Result<Outcome, ProtocolError> {
+    #[cfg(target_arch = "wasm32")]
+    let request = address_space::cap_limits(request);
     // Requests any session takes, whatever it holds, and that leave it as it is.
     match request {
         Request::DetectContinuation(source) => {
