@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { serve } from "./server.mjs";
 
 export const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const required = process.env.MONTY_WIRE_REQUIRE_CHROMIUM === "1";
@@ -44,4 +45,24 @@ export async function launch() {
       await rm(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Serves the repository, launches Chromium and runs `body({ context, url, log })`:
+ * `url` is the server's, `log` collects what pages report (and is appended to
+ * an error `body` throws). Closes both afterwards.
+ */
+export async function withBrowser(body) {
+  const server = await serve();
+  const browser = await launch();
+  const log = [];
+  try {
+    await body({ context: browser.context, url: server.url, log });
+  } catch (error) {
+    error.message += `\n--- browser log ---\n${log.join("\n")}`;
+    throw error;
+  } finally {
+    await browser.close();
+    await server.close();
+  }
 }

@@ -2,15 +2,10 @@
 // js/test/browser/index.html in headless Chromium (see chromium.mjs) and
 // reports each scenario the page ran as a test here.
 import { test } from "node:test";
-import { launch, skip } from "./chromium.mjs";
-import { serve } from "./server.mjs";
+import { skip, withBrowser } from "./chromium.mjs";
 
-test("headless Chromium", { skip }, async (t) => {
-  const browser = await launch();
-  const { context } = browser;
-  const server = await serve();
-  const log = [];
-  try {
+test("headless Chromium", { skip }, (t) =>
+  withBrowser(async ({ context, url, log }) => {
     const page = context.pages()[0] ?? (await context.newPage());
     // The page's scenarios about forgotten sessions force a collection.
     const cdp = await context.newCDPSession(page);
@@ -18,7 +13,7 @@ test("headless Chromium", { skip }, async (t) => {
     page.on("console", (message) => log.push(`console.${message.type()}: ${message.text()}`));
     page.on("pageerror", (error) => log.push(`pageerror: ${error.message}`));
     page.on("requestfailed", (request) => log.push(`requestfailed: ${request.url()} ${request.failure()?.errorText}`));
-    await page.goto(`${server.url}/js/test/browser/index.html`);
+    await page.goto(`${url}/js/test/browser/index.html`);
     await page.waitForFunction(() => window.__results !== undefined, null, { timeout: 300_000, polling: 250 });
     const results = await page.evaluate(() => window.__results);
     for (const result of results) {
@@ -32,7 +27,7 @@ test("headless Chromium", { skip }, async (t) => {
       const example = await context.newPage();
       example.on("console", (message) => log.push(`example console.${message.type()}: ${message.text()}`));
       example.on("pageerror", (error) => log.push(`example pageerror: ${error.message}`));
-      await example.goto(`${server.url}/js/examples/browser.html`);
+      await example.goto(`${url}/js/examples/browser.html`);
       const output = example.locator("#output");
       try {
         await output.filter({ hasText: "fresh worker: 42" }).waitFor({ timeout: 60_000 });
@@ -48,11 +43,5 @@ test("headless Chromium", { skip }, async (t) => {
         at = found + part.length;
       }
     });
-  } catch (error) {
-    error.message += `\n--- browser log ---\n${log.join("\n")}`;
-    throw error;
-  } finally {
-    await browser.close();
-    await server.close();
-  }
-});
+  }),
+);

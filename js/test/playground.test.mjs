@@ -5,8 +5,7 @@
 import { mkdir } from "node:fs/promises";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { launch, skip } from "./chromium.mjs";
-import { serve } from "./server.mjs";
+import { skip, withBrowser } from "./chromium.mjs";
 import { check } from "./scenarios.mjs";
 
 const screenshot = fileURLToPath(new URL("./output/playground.png", import.meta.url));
@@ -16,15 +15,12 @@ const screenshot = fileURLToPath(new URL("./output/playground.png", import.meta.
 // with invalidArgument).
 const NO_CHECKER = "not available: this module was built without the type checker";
 
-test("the playground in headless Chromium", { skip }, async (t) => {
-  const server = await serve();
-  const browser = await launch();
-  const log = [];
-  try {
-    const page = await browser.context.newPage();
+test("the playground in headless Chromium", { skip }, (t) =>
+  withBrowser(async ({ context, url, log }) => {
+    const page = await context.newPage();
     page.on("console", (message) => log.push(`console.${message.type()}: ${message.text()}`));
     page.on("pageerror", (error) => log.push(`pageerror: ${error.message}`));
-    await page.goto(`${server.url}/js/examples/playground.html`);
+    await page.goto(`${url}/js/examples/playground.html`);
     await page.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 120_000 });
     const text = (id) => page.locator(`#${id}`).textContent();
     let runs = 0;
@@ -97,11 +93,5 @@ test("the playground in headless Chromium", { skip }, async (t) => {
       t.diagnostic(`screenshot: ${screenshot}`);
       t.diagnostic(`start-up (ms since navigation): ${await page.evaluate(() => document.body.dataset.timings)}`);
     });
-  } catch (error) {
-    error.message += `\n--- browser log ---\n${log.join("\n")}`;
-    throw error;
-  } finally {
-    await browser.close();
-    await server.close();
-  }
-});
+  }),
+);
