@@ -387,7 +387,13 @@ fn a_datetime_fold_monty_cannot_hold_is_refused() {
     });
     let err = decode(&folded).unwrap_err();
     assert!(
-        matches!(err, DecodeError::UnsupportedField { field: "DateTime.fold", .. }),
+        matches!(
+            err,
+            DecodeError::UnsupportedField {
+                field: "DateTime.fold",
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
