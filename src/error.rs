@@ -108,6 +108,16 @@ pub enum DecodeError {
         value: u16,
     },
 
+    /// A node of a value arena holds something no value can be: a bigint,
+    /// a UUID or a name that is wrong (`source` says which and how).
+    #[error("node {node}: {source}")]
+    InNode {
+        /// The node's index in its arena.
+        node: u32,
+        /// What is wrong with it.
+        source: Box<DecodeError>,
+    },
+
     /// A bigint is not in canonical form.
     #[error("invalid bigint: {reason}")]
     InvalidBigInt {
@@ -337,7 +347,9 @@ pub enum ErrorCode {
     TruncatedMessage,
     /// Larger or deeper than the decoder allows.
     LimitExceeded,
-    /// A value arena is inconsistent.
+    /// A value arena is inconsistent, holds a value Python cannot (a date
+    /// that does not exist, an output-only node, ...), or answers an OS call
+    /// with the wrong type; or a union arm or enum value is unknown.
     InvalidValue,
     /// A request arm or enum value this library does not know.
     UnknownRequest,
