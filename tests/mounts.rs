@@ -436,12 +436,18 @@ fn escape_a_path_with_nul_is_a_value_error() {
 fn escape_a_very_long_path_is_refused() {
     let escape = Escape::new();
     for mode in all_modes() {
-        let exc = refused(
-            "(root / ('a/' * 5000 + '../' * 5000 + 'hello.txt')).read_text()",
-            escape.mounts(mode),
-        );
+        let exc = refused("(root / ('a/' * 5000 + 'hello.txt')).read_text()", escape.mounts(mode));
         assert_eq!(exc.exc_type(), ExcType::OSError, "{exc:?}");
         assert!(format!("{exc:?}").contains("File name too long"), "{exc:?}");
+        // Every OS-call path is normalised before a mount or the host sees
+        // it, so a long path that collapses into the mount is the short one.
+        assert_eq!(
+            ok(
+                "(root / ('a/' * 5000 + '../' * 5000 + 'hello.txt')).read_text()",
+                escape.mounts(mode)
+            ),
+            s("hello")
+        );
         let exc = refused("(root / ('x' * 300)).read_text()", escape.mounts(mode));
         assert!(
             matches!(exc.exc_type(), ExcType::OSError | ExcType::FileNotFoundError),

@@ -12,9 +12,8 @@
 //! its memory budget of such writes; a dump past that is refused.
 
 use monty_types::{MontyObject, OsFunctionCall};
-use serde::{Deserialize, Serialize};
 
-use crate::protocol::{CallResult, Environment, ErrorCode, HostAccess, Mount, MountMode, ProtocolError};
+use crate::protocol::{CallResult, Environment, ErrorCode, HostAccess, Mount, ProtocolError};
 
 /// What a session answers without the host.
 #[derive(Default)]
@@ -99,23 +98,6 @@ impl LocalOs {
     }
 }
 
-/// What a dump records of one mount.
-#[derive(Serialize, Deserialize)]
-struct MountRecord {
-    virtual_path: String,
-    mode: String,
-    /// The overlay's writes, in order (empty for other modes).
-    writes: Vec<OsFunctionCall>,
-}
-
-fn mode_name(mode: MountMode) -> &'static str {
-    match mode {
-        MountMode::ReadOnly => "read-only",
-        MountMode::ReadWrite => "read-write",
-        MountMode::Overlay => "overlay",
-    }
-}
-
 fn invalid(message: String) -> ProtocolError {
     ProtocolError::new(ErrorCode::InvalidArgument, message)
 }
@@ -126,7 +108,7 @@ use native::Mounts;
 /// Builds without a host disk (wasm32): no mount can be opened.
 #[cfg(target_family = "wasm")]
 #[derive(Default)]
-struct Mounts;
+struct Mounts {}
 
 #[cfg(target_family = "wasm")]
 impl Mounts {
@@ -176,9 +158,27 @@ pub(crate) fn refuse_without_disk(mounts: &[Mount]) -> Result<(), ProtocolError>
 mod native {
     use monty_fs::{MountCallOutcome, MountRoot, MountTable, OverlayState};
     use monty_types::{OsFunctionCall, normalize_virtual_path};
+    use serde::{Deserialize, Serialize};
 
-    use super::{MountRecord, invalid, mode_name};
+    use super::invalid;
     use crate::protocol::{CallResult, ErrorCode, Mount, MountMode, ProtocolError};
+
+    /// What a dump records of one mount.
+    #[derive(Serialize, Deserialize)]
+    struct MountRecord {
+        virtual_path: String,
+        mode: String,
+        /// The overlay's writes, in order (empty for other modes).
+        writes: Vec<OsFunctionCall>,
+    }
+
+    fn mode_name(mode: MountMode) -> &'static str {
+        match mode {
+            MountMode::ReadOnly => "read-only",
+            MountMode::ReadWrite => "read-write",
+            MountMode::Overlay => "overlay",
+        }
+    }
 
     /// A mount table and what the engine keeps beside each mount.
     #[derive(Default)]
@@ -412,6 +412,7 @@ mod native {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::MountMode;
 
     /// The wasm32 refusal, checked where tests run (the same function serves
     /// the wasm32 build's `Mounts::add`).
