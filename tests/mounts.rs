@@ -503,7 +503,9 @@ fn a_dump_with_an_overlay_mount_keeps_its_writes_when_loaded_with_the_same_mount
     let first = repl(access(mounts()));
     complete(feed(
         &first,
-        "from pathlib import Path\nroot = Path('/mnt')\n(root / 'new.txt').write_text('kept')\n(root / 'hello.txt').unlink()",
+        "from pathlib import Path\nroot = Path('/mnt')\n(root / 'new.txt').write_text('kept')\n(root / 'hello.txt').unlink()\n\
+         with open(root / 'handle.txt', 'w') as f:\n    f.write('through a handle')\n(root / 'd').mkdir()\n\
+         (root / 'subdir' / 'nested.txt').rename(root / 'd' / 'moved.txt')",
     ));
     let Outcome::Dump(dump) = first.send(&Request::DumpSession).outcome else {
         panic!("no dump")
@@ -521,9 +523,16 @@ fn a_dump_with_an_overlay_mount_keeps_its_writes_when_loaded_with_the_same_mount
     assert_eq!(
         complete(feed(
             &second,
-            "((root / 'new.txt').read_text(), (root / 'hello.txt').exists())"
+            "((root / 'new.txt').read_text(), (root / 'hello.txt').exists(), (root / 'handle.txt').read_text(), \
+             (root / 'd' / 'moved.txt').read_text(), (root / 'subdir' / 'nested.txt').exists())"
         )),
-        MontyObject::tuple([s("kept"), MontyObject::bool(false)])
+        MontyObject::tuple([
+            s("kept"),
+            MontyObject::bool(false),
+            s("through a handle"),
+            s("nested content"),
+            MontyObject::bool(false)
+        ])
     );
     // And a dump of the loaded session carries them on.
     let Outcome::Dump(again) = second.send(&Request::DumpSession).outcome else {

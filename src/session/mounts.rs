@@ -44,7 +44,13 @@ impl LocalOs {
     /// overlap the session's, nor contain one: a call is routed to the
     /// snippet's mounts first.
     pub(crate) fn begin_feed(&mut self, mounts: &[Mount]) -> Result<(), ProtocolError> {
-        self.feed = Mounts::default();
+        if !self.feed.is_empty() {
+            // Refused before anything changes: the snippet in flight keeps its mounts.
+            return Err(ProtocolError::new(
+                ErrorCode::WrongState,
+                "a snippet with mounts of its own is in flight; finish or abort it first",
+            ));
+        }
         self.feed.add(mounts, &self.session)
     }
 
