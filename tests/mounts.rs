@@ -589,6 +589,24 @@ fn a_snippets_own_mounts_last_until_it_ends() {
     // The next snippet has no mount: its read is the host's.
     let call = os_call(host.send(&Request::FeedStart(Feed::new("(root / 'hello.txt').read_text()"))));
     assert!(matches!(call.call, OsFunctionCall::ReadText(_)), "{:?}", call.call);
+    host.send(&Request::Abort(monty_types::MontyException::new(
+        ExcType::RuntimeError,
+        None,
+    )));
+
+    // While a snippet with mounts waits on the host, a feed bringing mounts
+    // is refused and the waiting snippet keeps its own.
+    let mut waiting = Feed {
+        mounts: vec![mount("/mnt", dir.path(), MountMode::ReadOnly)],
+        ..Feed::new("fetch()\n(root / 'hello.txt').read_text()")
+    };
+    waiting.inputs = vec![("fetch".into(), MontyObject::function("fetch", None))];
+    common::function_call(host.send(&Request::FeedStart(waiting.clone())));
+    expect_code(host.send(&Request::FeedStart(waiting)), ErrorCode::WrongState);
+    assert_eq!(
+        complete(host.resume(CallResult::Value(MontyObject::none()))),
+        s("hello world\n")
+    );
 }
 
 /// monty's own `mount-fs` conformance files (tests/fixtures/monty_mount_fs/),
