@@ -10,6 +10,7 @@
 mod output;
 mod repl;
 mod run;
+mod stack;
 mod suspension;
 #[cfg(feature = "type-check")]
 mod typecheck;
@@ -24,6 +25,7 @@ pub use output::PrintSink;
 use output::TurnOutput;
 use repl::ReplSession;
 use run::{RunSession, dump_error};
+use stack::{SessionStack, StackNeed};
 
 use crate::{
     codec::{DecodeLimits, WireMessage, decode_request, encode_response},
@@ -41,6 +43,11 @@ pub const PANIC_SCRIPT_NAME: &str = "<monty-wire: induce a panic>";
 ///
 /// Sessions are `Send`: a host may move one between threads, but uses it
 /// from one thread at a time (`&mut self`).
+///
+/// A session runs monty and the codec on a stack of its own, sized for its
+/// recursion limit and decode depth, so any calling thread will do, however
+/// small its stack (see the `stack` module); on wasm32 it uses the module's
+/// stack.
 pub struct Session {
     state: State,
     print_sink: Option<PrintSink>,
@@ -53,6 +60,8 @@ pub struct Session {
     /// standard library stubs between checks.
     #[cfg(feature = "type-check")]
     checker: Option<Box<monty_type_checking::TypeChecker>>,
+    stack: SessionStack,
+    stack_need: StackNeed,
 }
 
 enum State {
@@ -98,6 +107,16 @@ impl Default for Session {
     }
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // monty's destructors may recurse through a deeply nested value.
+        let state = std::mem::replace(&mut self.state, State::Empty);
+        if !matches!(state, State::Empty) {
+            self.on_own_stack(move |_| drop(state));
+        }
+    }
+}
+
 impl Session {
     /// An empty session: its first request opens a run.
     #[must_use]
@@ -116,6 +135,8 @@ impl Session {
             dump_key: DumpKey::default(),
             #[cfg(feature = "type-check")]
             checker: None,
+            stack: SessionStack::default(),
+            stack_need: StackNeed::default(),
         }
     }
 
@@ -134,23 +155,42 @@ impl Session {
         // (the response carries it); this one clock read starts it, whether
         // the request decodes or not.
         let started = Instant::now();
-        let response = match decode_request(request, &self.decode_limits) {
-            Ok(request) => self.handle_since(request, started),
-            Err(err) => Response {
+        // A half-decoded deep value drops recursively, so decoding runs on
+        // the session's stack too. Decoding comes back here first: the
+        // request may raise the recursion limit, and the stack with it.
+        let decoded = self.on_own_stack(|s| decode_request(request, &s.decode_limits));
+        match decoded {
+            Ok(request) => {
+                self.stack_need.note(&request);
+                self.on_own_stack(|s| encode_or_report(&s.handle_since(request, started)))
+            }
+            Err(err) => encode_or_report(&Response {
                 outcome: Outcome::ProtocolError(protocol_error_for(&err)),
                 output: Vec::new(),
                 usage: Usage {
                     wall: started.elapsed(),
                     ..self.usage(Duration::ZERO)
                 },
-            },
-        };
-        encode_or_report(&response)
+            }),
+        }
     }
 
     /// Handles one decoded request.
+    ///
+    /// The response's values are the caller's: a deeply nested one drops
+    /// recursively on the stack it is dropped on.
     pub fn handle(&mut self, request: Request) -> Response {
-        self.handle_since(request, Instant::now())
+        self.stack_need.note(&request);
+        self.on_own_stack(|s| s.handle_since(request, Instant::now()))
+    }
+
+    /// Runs `f` on the session's own stack.
+    fn on_own_stack<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        // Taken out for the call, so `f` may borrow the rest of the session.
+        let mut stack = std::mem::take(&mut self.stack);
+        let result = stack.run(self.stack_need, || f(self));
+        self.stack = stack;
+        result
     }
 
     /// Handles a request whose wall time started at `started`.
