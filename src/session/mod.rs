@@ -7,6 +7,7 @@
 //! becomes a `pythonError` response, and a panic inside the library is caught,
 //! reported as `internalError`, and resets the session to empty.
 
+mod input;
 mod output;
 mod repl;
 mod run;
@@ -20,17 +21,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use monty_types::PrintWriter;
+use monty_types::{ExcType, MontyException, PrintWriter};
 pub use output::PrintSink;
 use output::TurnOutput;
 use repl::ReplSession;
-use run::{RunSession, dump_error};
+use run::RunSession;
 use stack::{SessionStack, StackNeed};
 
 use crate::{
     codec::{DecodeLimits, WireMessage, decode_request, encode_response},
     dump::{self, DumpKey},
-    error::DecodeError,
+    error::EncodeError,
     protocol::{ErrorCode, Outcome, ProtocolError, Request, Response, Usage},
 };
 
@@ -56,8 +57,10 @@ pub struct Session {
     decode_limits: DecodeLimits,
     /// Seals dumps this session writes and checks those it loads.
     dump_key: DumpKey,
-    /// Made on the first type check and kept: ty caches its analysis of the
-    /// standard library stubs between checks.
+    /// Made on the session's first type check and kept: ty caches its
+    /// analysis of the standard library stubs between checks. A session
+    /// that never checks (a run, a REPL without type checking) never makes
+    /// one: it costs hundreds of KiB and milliseconds to build.
     #[cfg(feature = "type-check")]
     checker: Option<Box<monty_type_checking::TypeChecker>>,
     stack: SessionStack,
@@ -118,7 +121,7 @@ impl Drop for Session {
 }
 
 impl Session {
-    /// An empty session: its first request opens a run.
+    /// An empty session: its first request opens or loads a run or a REPL.
     #[must_use]
     pub fn new() -> Self {
         Self::with_decode_limits(DecodeLimits::default())
@@ -155,24 +158,62 @@ impl Session {
         // (the response carries it); this one clock read starts it, whether
         // the request decodes or not.
         let started = Instant::now();
-        // A half-decoded deep value drops recursively, so decoding runs on
-        // the session's stack too. Decoding comes back here first: the
-        // request may raise the recursion limit, and the stack with it.
-        let decoded = self.on_own_stack(|s| decode_request(request, &s.decode_limits));
-        match decoded {
+        // Decoding does not recurse, so it runs here; the request may raise
+        // the recursion limit, and the session's stack with it.
+        match decode_request(request, &self.decode_limits) {
             Ok(request) => {
                 self.stack_need.note(&request);
-                self.on_own_stack(|s| encode_or_report(&s.handle_since(request, started)))
+                self.on_own_stack(|s| {
+                    let response = s.handle_since(request, started);
+                    s.encode(&response, started)
+                })
             }
-            Err(err) => encode_or_report(&Response {
-                outcome: Outcome::ProtocolError(protocol_error_for(&err)),
-                output: Vec::new(),
-                usage: Usage {
-                    wall: started.elapsed(),
-                    ..self.usage(Duration::ZERO)
-                },
-            }),
+            Err(err) => {
+                let response = Response {
+                    outcome: Outcome::ProtocolError(ProtocolError::from(&err)),
+                    output: Vec::new(),
+                    usage: Usage {
+                        wall: started.elapsed(),
+                        ..self.usage(Duration::ZERO)
+                    },
+                };
+                self.encode(&response, started)
+            }
         }
+    }
+
+    /// Encodes a response to a request that started at `started`.
+    fn encode(&mut self, response: &Response, started: Instant) -> WireMessage {
+        match encode_response(response) {
+            Ok(message) => message,
+            Err(err) => self.too_large_to_send(response, &err, started),
+        }
+    }
+
+    /// The answer to a request whose response does not fit in a message.
+    ///
+    /// The request has been carried out, and the host cannot be told where
+    /// it left the session, so a run or snippet it left suspended is aborted
+    /// (as an `abort` request would) rather than left waiting on an answer to
+    /// a call the host never saw: the session is ready (a run) or idle (a
+    /// REPL) again, and what the request did before that stays done.
+    fn too_large_to_send(&mut self, response: &Response, err: &EncodeError, started: Instant) -> WireMessage {
+        let suspended = matches!(
+            response.outcome,
+            Outcome::FunctionCall(_) | Outcome::OsCall(_) | Outcome::NameLookup(_) | Outcome::ResolveFutures(_)
+        );
+        let mut message = format!("the response cannot be encoded: {err}");
+        if suspended {
+            let abort = MontyException::new(
+                ExcType::RuntimeError,
+                Some("the run's request to the host was too large to send".to_owned()),
+            );
+            // Its outcome (the run ending with that exception) fits, but the
+            // host is told why in the error instead.
+            self.handle_since(Request::Abort(abort), started);
+            message.push_str("; the run in flight was aborted, and the session is ready again");
+        }
+        error_response(ProtocolError::new(ErrorCode::ResponseTooLarge, message))
     }
 
     /// Handles one decoded request.
@@ -290,9 +331,8 @@ fn dispatch(
         }
         #[cfg(feature = "type-check")]
         Request::TypeCheck(check) => {
-            let checker = context.checker.get_or_insert_with(Default::default);
             return typecheck::check_request(
-                checker,
+                typecheck::checker_in(context.checker),
                 &check.code,
                 &check.prefix_code,
                 &check.script_name,
@@ -316,7 +356,7 @@ fn dispatch(
             context.dump_key,
             turn,
             #[cfg(feature = "type-check")]
-            context.checker.get_or_insert_with(Default::default),
+            context.checker,
         ),
         State::Empty => match request {
             Request::OpenRun(open) => {
@@ -341,8 +381,7 @@ fn dispatch(
                 Ok(Outcome::Ok)
             }
             Request::LoadSession { dump, limits } => {
-                let dump::LoadedSession { session, flight } =
-                    dump::load_session(&dump, context.dump_key).map_err(dump_error)?;
+                let dump::LoadedSession { session, flight } = dump::load_session(&dump, context.dump_key)?;
                 *state = match session.state {
                     monty::Session::Running(progress) => State::Run(Box::new(RunSession::resume_loaded(
                         progress,
@@ -359,37 +398,6 @@ fn dispatch(
                 "the session is empty: open a run or a REPL (openRun, loadProgram, openRepl, loadSession) first",
             )),
         },
-    }
-}
-
-/// The protocol error for request bytes that did not decode.
-#[must_use]
-pub fn protocol_error_for(err: &DecodeError) -> ProtocolError {
-    let code = match err {
-        DecodeError::Malformed(e) if matches!(e.kind, capnp::ErrorKind::MessageEndsPrematurely(..)) => {
-            ErrorCode::TruncatedMessage
-        }
-        DecodeError::Malformed(_) | DecodeError::TrailingBytes { .. } => ErrorCode::MalformedMessage,
-        DecodeError::TraversalLimit
-        | DecodeError::NestingLimit
-        | DecodeError::TooManyNodes { .. }
-        | DecodeError::TooDeep { .. }
-        | DecodeError::DecodedSizeLimit { .. } => ErrorCode::LimitExceeded,
-        DecodeError::UnknownEnumValue { .. } | DecodeError::UnknownUnionArm { .. } => ErrorCode::UnknownRequest,
-        _ => ErrorCode::InvalidValue,
-    };
-    ProtocolError::new(code, format!("request rejected: {err}"))
-}
-
-/// Encodes `response`; one too large for a message becomes a
-/// `responseTooLarge` error, which always fits.
-pub(crate) fn encode_or_report(response: &Response) -> WireMessage {
-    match encode_response(response) {
-        Ok(message) => message,
-        Err(err) => error_response(ProtocolError::new(
-            ErrorCode::ResponseTooLarge,
-            format!("the response cannot be encoded: {err}"),
-        )),
     }
 }
 

@@ -7,8 +7,8 @@
 //! depth by the session's recursion limit, but not the stack it takes: at the
 //! default limit of 1,000 an export needs more than the 1 MiB a Dart VM
 //! thread has. Decoding a host's value, importing it into the sandbox and
-//! dropping it do not recurse, so the codec's depth limit asks nothing of
-//! the stack.
+//! dropping it do not recurse (values are flat arenas), so the codec's depth
+//! limit asks nothing of the stack, and decoding stays on the caller's.
 //!
 //! So a session does not use its caller's stack. Each one owns a stack
 //! segment sized for its limits ([`needed`]), mapped on first use, kept
@@ -26,9 +26,10 @@
 //!   Windows keeps per thread must agree), so `stacker` runs the request on a
 //!   fiber with a fresh stack of the needed size, only when the caller's
 //!   thread has less stack left than that.
-//! - wasm32: no switch. The module's stack is its own (1 MiB unless the
-//!   build gives it more); an overflow traps the instance, which the host
-//!   sees as a trap and replaces the instance (js/README.md).
+//! - wasm32: no switch (there is no second native stack to switch to). The
+//!   module's shadow stack and the engine's call stack hold the default
+//!   recursion limit; past a raised one an overflow traps the instance,
+//!   which the host replaces (js/README.md).
 
 use monty_types::{DEFAULT_MAX_RECURSION_DEPTH, ResourceLimits};
 
@@ -79,23 +80,20 @@ fn request_limits(request: &Request) -> Option<&ResourceLimits> {
     }
 }
 
-// Measured with a probe that runs each path on a zeroed segment and finds
-// the lowest byte written (see the README's stack note for the paths).
-// Debug builds keep every local of every frame, so they need much more.
+// Measured in a debug build with a probe that ran each path on a zeroed
+// segment and found the lowest byte written. Debug builds keep every local
+// of every frame, so a release build needs less; one sizing serves both.
 
-/// What a request needs besides its recursion: decoding, compiling, the
-/// session machinery, and monty's parser up to where it grows its own stack.
-#[cfg(debug_assertions)]
+/// What a request needs besides its recursion: compiling, the session
+/// machinery, encoding, and monty's parser up to where it grows its own
+/// stack (about 140 KiB was measured).
 const BASE: usize = 2 << 20;
-#[cfg(not(debug_assertions))]
-const BASE: usize = 1 << 20;
 
-/// Per level of the recursion limit: the deepest path per level (exporting
-/// a nested result in debug builds; comparing nested values in release).
-#[cfg(debug_assertions)]
+/// Per level of the recursion limit: the deepest path per level (ordering
+/// and exporting nested lists take about 9 KiB a level; `repr`, `hash` and
+/// `json.dumps` 3 to 5 KiB; a Python frame in a `RecursionError`'s traceback
+/// under 100 bytes).
 const PER_RECURSION_LEVEL: usize = 12 << 10;
-#[cfg(not(debug_assertions))]
-const PER_RECURSION_LEVEL: usize = 2 << 10;
 
 /// The most address space one session reserves for its stack. Pages are
 /// only backed by memory once touched, so on 64-bit targets this is cheap;
@@ -262,7 +260,9 @@ mod segment {
                 result.unwrap_or_else(|payload| panic::resume_unwind(payload))
             }
             // A fresh mapping landed above this thread's stack, or none could
-            // be had: `stacker` makes a stack it knows about for this request.
+            // be had: `stacker` makes a stack it knows about for this request
+            // (and panics if it cannot have one either, which the C entry
+            // points report as `internalError`).
             _ => stacker::grow(bytes, f),
         }
     }
