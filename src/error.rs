@@ -347,7 +347,9 @@ pub enum ErrorCode {
     TruncatedMessage,
     /// Larger or deeper than the decoder allows.
     LimitExceeded,
-    /// A value arena is inconsistent.
+    /// A value arena is inconsistent, holds a value Python cannot (a date
+    /// that does not exist, an output-only node, ...), or answers an OS call
+    /// with the wrong type; or a union arm or enum value is unknown.
     InvalidValue,
     /// A request arm or enum value this library does not know.
     UnknownRequest,

@@ -215,6 +215,21 @@ fn values_every_request_hands_to_python_are_checked() {
         int(4)
     );
 
+    // An eager answer to an eagerly awaited call.
+    let host = Host::open(
+        "import asyncio\nasync def main():\n    return await f()\nasyncio.run(main())",
+        &["f"],
+        ResourceLimits::default(),
+    );
+    assert!(function_call(host.start(vec![MontyObject::function("f", None)])).allow_eager_await);
+    assert_refused(
+        host.resume(CallResult::EagerValue(bad())),
+        "eagerValue",
+        "resumeCall value",
+        &["node 0"],
+    );
+    assert_eq!(complete(host.resume(CallResult::EagerValue(int(6)))), int(6));
+
     // A REPL's feed inputs and function arguments.
     let repl = Host::new();
     assert!(matches!(
