@@ -493,6 +493,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         let load_session = Request::LoadSession {
             dump: dump.clone(),
             limits: limits(),
+            access: Default::default(),
         };
         let load_program = Request::LoadProgram {
             dump: dump.clone(),

@@ -30,10 +30,13 @@
 @0x97b0f60967996d75;
 
 # The version of the protocol this file describes.
-const protocolVersion :UInt32 = 2;
+const protocolVersion :UInt32 = 3;
 # History: 1 values, exceptions, limits and usage; 2 adds requests and
 # responses (`Request`, `Response`) for one-shot runs and REPL sessions,
-# type checking, and the `Dump` envelope.
+# type checking, and the `Dump` envelope; 3 adds `DateTime.fold`, and
+# mounts and the environment map (`Mount`, `Environment`; the `mounts` and
+# `environment` fields of `OpenRun`, `OpenRepl`, `Feed` and `LoadSession`;
+# `Dump.mountState`).
 
 # ---------------------------------------------------------------------------
 # Values
@@ -82,7 +85,10 @@ struct Node {
     path @19 :Text;               # pathlib.Path, a virtual POSIX path
     fileHandle @20 :FileHandle;   # an open file object
     function @21 :Function;       # an external (host) function
-    repr @22 :Text;               # output only: repr() of a value with no other form
+    repr @22 :Text;
+    # Output only: repr() of a value with no other form. Also what monty
+    # exports in place of a part nested deeper than the session's recursion
+    # limit (`maxRecursionDepth`): the text "<deeply nested>".
     cycle @23 :Text;              # output only: back-reference placeholder "[...]", "(...)", "{...}", "..."
     list @24 :List(UInt32);       # item indices
     tuple @25 :List(UInt32);      # item indices
@@ -139,6 +145,10 @@ struct DateTime {
     none @9 :Void;
     some @10 :Text;            # tzinfo name (e.g. "UTC", "Europe/Paris")
   }
+  fold @11 :UInt8;
+  # 0 or 1, as in Python (since protocol version 3). monty's datetime has no
+  # fold: it is always 0 in what the library writes, and a value with 1 is
+  # refused with `invalidValue`, since the sandbox could not hold it.
 }
 
 struct Time {
@@ -198,6 +208,8 @@ enum FileMode {
   appendUpdate @5;             # "a+"
 }
 
+# A host (external) function. monty keeps no docstring for it: a function
+# sent in with a docstring comes back with `none`.
 struct Function {
   name @0 :Text;
   docstring :union {
@@ -401,7 +413,7 @@ struct Usage {
   elapsedNanos @0 :UInt64;     # interpreter time over the whole session
   feedElapsedNanos @1 :UInt64; # interpreter time of the current run, summed over its requests
   turnElapsedNanos @2 :UInt64; # interpreter time of this request
-  wallNanos @3 :UInt64;        # wall-clock time of this request, decoding and encoding included
+  wallNanos @3 :UInt64;        # wall-clock time of this request: decoding it included, encoding this response not (it carries the figure)
   suspensions @4 :UInt64;      # host round trips so far in the current run
   memory :union {
     unmeasured @5 :Void;       # the build cannot count heap bytes
@@ -459,6 +471,8 @@ struct OpenRun {
   limits @4 :ResourceLimits;
   osPolicy @5 :OsPolicy;
   cwd @6 :Text = "/";                # absolute virtual directory relative paths resolve against
+  mounts @7 :List(Mount);            # host directories served inside the library (see `Mount`)
+  environment @8 :Environment;       # what os.environ / os.getenv read (null: ask the host)
 }
 
 struct LoadProgram {
@@ -534,6 +548,8 @@ struct OpenRepl {
     off @5 :Void;
     on @6 :TypeCheckOptions;         # check each snippet before running it
   }
+  mounts @7 :List(Mount);            # host directories served inside the library, for every feed
+  environment @8 :Environment;       # what os.environ / os.getenv read (null: ask the host)
 }
 
 # One snippet for a REPL.
@@ -541,6 +557,7 @@ struct Feed {
   code @0 :Text;
   inputs @1 :NamedValues;            # globals to set before the snippet runs
   skipTypeCheck @2 :Bool;            # run this snippet unchecked even if the session checks
+  mounts @3 :List(Mount);            # more mounts for this snippet only, until it completes
 }
 
 # Named values in one arena.
@@ -562,6 +579,47 @@ struct CallFunction {
 struct LoadSession {
   dump @0 :Data;                     # the `dump` bytes of an earlier `dumpSession`
   limits @1 :ResourceLimits;         # the host's limits; a dump carries none of the host's
+  mounts @2 :List(Mount);            # the mounts to open again; a dump grants no access by itself
+  environment @3 :Environment;       # what os.environ / os.getenv read (null: ask the host)
+}
+
+# A host directory the sandbox sees at `virtualPath`. OS calls on paths under
+# it are served inside the library (by monty's `monty-fs`) and never reach the
+# host; every other OS call still suspends as an `osCall`. The directory is
+# opened once, when the session opens, and every operation is relative to that
+# handle, so neither `..`, a symlink nor a rename can reach past it. Mounts
+# must have distinct virtual paths and disjoint host directories; a list that
+# breaks that, a host path that is not a directory, or a relative virtual path
+# is a `protocolError` (`invalidArgument`) that leaves the session as it was.
+# Builds without a real file system (wasm32) refuse any mount that way too.
+struct Mount {
+  virtualPath @0 :Text;              # absolute, e.g. "/data"
+  hostPath @1 :Text;                 # a directory of the host, as the host's OS names it
+  mode @2 :MountMode;
+  memoryLimit :union {
+    default @3 :Void;                # monty-fs's default budget (50 MB)
+    bytes @4 :UInt64;                # overlay data and results of this mount, at most this many bytes
+  }
+}
+
+enum MountMode {
+  readOnly @0;                       # reads; every write raises PermissionError
+  readWrite @1;                      # reads and writes reach the host directory
+  overlay @2;                        # reads fall through to the host directory; writes stay in memory
+}
+
+# What the sandbox's os.environ and os.getenv read. A null `environment` field
+# keeps them host calls (`osCall` getenv / getEnviron).
+struct Environment {
+  union {
+    callHost @0 :Void;               # each read is an `osCall`
+    map @1 :List(EnvVar);            # answered inside the library from these variables, no others
+  }
+}
+
+struct EnvVar {
+  name @0 :Text;
+  value @1 :Text;
 }
 
 struct TypeCheckOptions {
@@ -699,8 +757,18 @@ struct ResolveFutures {
   position @1 :SourceRange;          # the await the main task is blocked on
 }
 
-# An OS-level operation the sandbox needs the host for. Paths are absolute
-# virtual POSIX paths (already resolved against the session's cwd).
+# An OS-level operation the sandbox needs the host for.
+#
+# Every path field (the bare paths below, and `path` of `PathText`,
+# `PathBytes`, `OpenArgs`, `MkdirArgs` and `ScanArgs`, `src` and `dst` of
+# `RenameArgs`) is an absolute virtual POSIX path, normalised lexically
+# before it is sent: relative paths are resolved against the sandbox's cwd
+# (the session's, or the one `os.chdir` set), then `.` segments and repeated
+# and trailing `/` are dropped and each `..` removes the segment before it,
+# stopping at `/` (so "/data/sub/../x" arrives as "/data/x", and "/../x" as
+# "/x"). Nothing is read to do this: symlinks are not resolved. A path never
+# holds a NUL byte. The one exception is an empty path (`os.stat('')`), sent
+# empty, which CPython answers with FileNotFoundError.
 struct OsCall {
   callId @0 :UInt32;
   allowEagerAwait @1 :Bool;
@@ -823,7 +891,12 @@ enum PrintStream {
   stderr @1;
 }
 
-# A request the session refused. The session is exactly as it was before.
+# A request the session refused. The session is exactly as it was before,
+# with two exceptions that say so in their code: `internalError` (the session
+# was reset to empty) and `responseTooLarge` (the request was carried out,
+# but its answer does not fit in a message; a run or snippet it left
+# suspended at a host call was aborted, so the session is ready, or idle,
+# again, and what the request did before that stays done).
 struct ProtocolError {
   code @0 :ErrorCode;
   message @1 :Text;                  # for people; match on `code`
@@ -833,14 +906,18 @@ enum ErrorCode {
   malformedMessage @0;   # not a Cap'n Proto message (garbage, bad pointers, trailing bytes)
   truncatedMessage @1;   # the bytes end before the message does
   limitExceeded @2;      # larger or deeper than the decoder allows
-  invalidValue @3;       # a value arena is inconsistent (index out of range, bad bigint, ...)
-  unknownRequest @4;     # a request arm or enum value this library does not know
+  invalidValue @3;       # a part of a request this library cannot accept: an inconsistent value arena
+                         # (index out of range, bad bigint, ...), a union arm or enum value it does not know,
+                         # a value the schema carries but Python cannot hold (February 30th, an unhashable
+                         # dict key, ...; the message names the node), or an OS call answered with a value
+                         # of the wrong type
+  unknownRequest @4;     # a request kind (an arm of `Request`) this library does not know
   wrongState @5;         # the session's state does not accept this request
   unknownSession @6;     # the handle is null, closed or was never opened
   sessionBusy @7;        # another thread is using this session right now
-  invalidArgument @8;    # well-formed but unacceptable (unknown call id, bad zone name, ...)
+  invalidArgument @8;    # well-formed but unacceptable (unknown call id, time zone this build does not have, ...)
   internalError @9;      # the library failed (a caught panic); the session was reset
-  responseTooLarge @10;  # the reply does not fit in a message
+  responseTooLarge @10;  # the reply does not fit in a message; a suspended run was aborted (see ProtocolError)
   invalidDump @11;       # dump bytes that are not a dump this build can load
 }
 
@@ -865,6 +942,7 @@ struct Dump {
   totalSleepNanos @8 :UInt64;        # system.sleep time so far (counted against maxTotalSleep)
   feedElapsedNanos @9 :UInt64;       # interpreter time so far (Usage.feedElapsedNanos)
   futureNames @10 :List(FutureName); # function calls the host turned into futures, not yet resolved
+  mountState @11 :Data;              # mounts' virtual paths and modes, and overlay writes (monty-wire's own CBOR); empty: no mounts
 
   # A pending future and the function whose call made it: a future resolved
   # `notFound` raises a NameError naming that function.

@@ -18,13 +18,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use monty::{DUMP_VERSION, Dump, MIN_SUPPORTED_DUMP_VERSION, MontyRun, SessionRef};
 use monty_types::{MONTY_VERSION, ModuleStub, TypeCheckState};
 use sha2::Sha256;
-use thiserror::Error;
 
+pub use crate::error::{DumpEncodeError, DumpError};
 use crate::{
     PROTOCOL_VERSION,
     codec::{
-        DecodeContext, DecodeLimits, WireMessage, builder_with_capacity, limits::duration_nanos, read_message,
-        value::checked_data,
+        DecodeContext, DecodeLimits, WireMessage, builder_with_capacity,
+        fields::{checked_data, duration_nanos},
+        read_message,
     },
     error::DecodeError,
     schema::monty_wire_capnp as wire,
@@ -104,68 +105,6 @@ impl DumpKind {
     }
 }
 
-/// Why dump bytes could not be loaded.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum DumpError {
-    /// The bytes are not a dump envelope.
-    #[error("not a monty-wire dump: {0}")]
-    NotADump(#[from] DecodeError),
-    /// The envelope holds something the request does not load.
-    #[error("the dump holds a {found}, which {request} does not load")]
-    WrongKind {
-        /// The request.
-        request: &'static str,
-        /// What the envelope says it holds.
-        found: &'static str,
-    },
-    /// An envelope kind this build does not know.
-    #[error("the dump holds kind {0}, which this build does not know")]
-    UnknownKind(u16),
-    /// A newer protocol wrote the envelope.
-    #[error("the dump was written by protocol version {found}; this build speaks version {supported}")]
-    NewerProtocol {
-        /// The writer's protocol version.
-        found: u32,
-        /// This build's protocol version.
-        supported: u32,
-    },
-    /// Another monty release wrote the payload.
-    #[error("the dump was written by monty {found}; this build embeds monty {expected}")]
-    MontyVersion {
-        /// The writer's monty version.
-        found: String,
-        /// This build's monty version.
-        expected: &'static str,
-    },
-    /// The payload's dump format is one this build's monty cannot read.
-    #[error(
-        "the dump's payload is in monty dump format version {found}; this build (monty {monty}) reads versions {min_supported} to {max_supported}"
-    )]
-    DumpVersion {
-        /// The format version the envelope declares.
-        found: u16,
-        /// The oldest this build reads.
-        min_supported: u16,
-        /// The newest this build reads.
-        max_supported: u16,
-        /// This build's monty version.
-        monty: &'static str,
-    },
-    /// The session has a key and the dump is not sealed.
-    #[error("the dump is not sealed, and this session only loads dumps sealed with its key")]
-    NotSealed,
-    /// The dump is sealed and the session has no key to check it with.
-    #[error("the dump is sealed, and this session has no key to check it (send setDumpKey first)")]
-    NoKey,
-    /// The seal does not verify: tampered, truncated, or another key.
-    #[error("the dump's seal does not verify: it was changed, or sealed with another key")]
-    BadSeal,
-    /// The payload is not what its label says.
-    #[error("the dump's payload is corrupt: {0}")]
-    Payload(String),
-}
-
 /// The engine's bookkeeping of a run or feed in flight, which monty's payload
 /// does not hold. It travels in the envelope so a loaded session counts the
 /// host-enforced limits from where the writer stopped and names futures as
@@ -181,6 +120,9 @@ pub struct FlightRecord {
     /// Function calls the host turned into futures, not yet resolved: call
     /// id and function name.
     pub future_names: Vec<(u32, String)>,
+    /// The session's mounts and overlay writes (`Dump.mountState`, written
+    /// and read by the session's mount table); empty without mounts.
+    pub mount_state: Vec<u8>,
 }
 
 /// A session dump, read back: monty's part and the engine's.
@@ -191,11 +133,6 @@ pub struct LoadedSession {
     /// What the engine restores.
     pub flight: FlightRecord,
 }
-
-/// Serialization failed (a payload larger than a message can hold).
-#[derive(Debug, Error)]
-#[error("cannot dump: {0}")]
-pub struct DumpEncodeError(pub String);
 
 /// Dumps a compiled, not yet started program.
 pub fn dump_program(program: &MontyRun, key: &DumpKey) -> Result<WireMessage, DumpEncodeError> {
@@ -237,6 +174,18 @@ pub fn dump_session(
     seal(kind, DUMP_VERSION, &payload, flight, key)
 }
 
+/// A session dump with `mount_state` in place of the mount state it had,
+/// sealed again under `key` (which opened it).
+pub fn with_mount_state(bytes: &[u8], mount_state: Vec<u8>, key: &DumpKey) -> Result<WireMessage, DumpEncodeError> {
+    // The bytes are a dump this session wrote a moment ago.
+    let opened = open(bytes, key, &DecodeLimits::default()).map_err(|e| DumpEncodeError(e.to_string()))?;
+    let flight = FlightRecord {
+        mount_state,
+        ..opened.flight
+    };
+    seal(opened.kind, opened.dump_version, &opened.payload, &flight, key)
+}
+
 /// Loads what [`dump_session`] wrote, reading the envelope within `limits`.
 pub fn load_session(bytes: &[u8], key: &DumpKey, limits: &DecodeLimits) -> Result<LoadedSession, DumpError> {
     let opened = open(bytes, key, limits)?;
@@ -275,6 +224,8 @@ struct SealedFields<'a> {
     suspensions: u64,
     total_sleep_nanos: u64,
     elapsed_nanos: u64,
+    /// Hashed after the future names.
+    mount_state: &'a [u8],
 }
 
 /// Feeds `mac` the bytes the seal covers: every envelope field but the
@@ -308,6 +259,8 @@ fn update_seal<'n, E>(
         mac.update(&length(name.len()));
         mac.update(name);
     }
+    mac.update(&length(fields.mount_state.len()));
+    mac.update(fields.mount_state);
     Ok(())
 }
 
@@ -320,7 +273,8 @@ fn seal(
 ) -> Result<WireMessage, DumpEncodeError> {
     let payload = checked_data(payload, "dump payload").map_err(|e| DumpEncodeError(e.to_string()))?;
     let names_len: usize = flight.future_names.iter().map(|(_, name)| name.len() / 8 + 2).sum();
-    let mut message = builder_with_capacity(payload.len() / 8 + names_len + 64);
+    let mount_state = checked_data(&flight.mount_state, "mount state").map_err(|e| DumpEncodeError(e.to_string()))?;
+    let mut message = builder_with_capacity(payload.len() / 8 + names_len + mount_state.len() / 8 + 64);
     let mut root = message.init_root::<wire::dump::Builder<'_>>();
     root.set_kind(kind.to_wire());
     root.set_protocol_version(PROTOCOL_VERSION);
@@ -342,6 +296,9 @@ fn seal(
             entry.set_name(name);
         }
     }
+    if !mount_state.is_empty() {
+        root.set_mount_state(mount_state);
+    }
     match key.mac() {
         None => root.init_seal().set_none(()),
         Some(mut mac) => {
@@ -354,6 +311,7 @@ fn seal(
                 suspensions: flight.suspensions,
                 total_sleep_nanos: duration_nanos(flight.total_sleep),
                 elapsed_nanos: duration_nanos(flight.elapsed),
+                mount_state,
             };
             let names = flight
                 .future_names
@@ -395,6 +353,7 @@ fn open(bytes: &[u8], key: &DumpKey, limits: &DecodeLimits) -> Result<Opened, Du
     let dump_version = root.get_monty_dump_version();
     let payload = root.get_payload().map_err(DecodeError::from)?;
     let names = root.get_future_names().map_err(DecodeError::from)?;
+    let mount_state = root.get_mount_state().map_err(DecodeError::from)?;
     let tag = match root.get_seal().which().map_err(|e| DecodeError::UnknownUnionArm {
         union_name: "Dump.seal",
         value: e.0,
@@ -416,6 +375,7 @@ fn open(bytes: &[u8], key: &DumpKey, limits: &DecodeLimits) -> Result<Opened, Du
                 suspensions: root.get_suspensions(),
                 total_sleep_nanos: root.get_total_sleep_nanos(),
                 elapsed_nanos: root.get_feed_elapsed_nanos(),
+                mount_state,
             };
             let names_in_place = names
                 .iter()
@@ -451,6 +411,7 @@ fn open(bytes: &[u8], key: &DumpKey, limits: &DecodeLimits) -> Result<Opened, Du
             total_sleep: Duration::from_nanos(root.get_total_sleep_nanos()),
             elapsed: Duration::from_nanos(root.get_feed_elapsed_nanos()),
             future_names,
+            mount_state: ctx.data(Ok(mount_state))?,
         },
     })
 }
@@ -477,6 +438,8 @@ mod tests {
         input.extend_from_slice(&7u32.to_le_bytes());
         input.extend_from_slice(&5u64.to_le_bytes());
         input.extend_from_slice(b"fetch");
+        input.extend_from_slice(&2u64.to_le_bytes());
+        input.extend_from_slice(b"ms");
         input
     }
 
@@ -489,6 +452,7 @@ mod tests {
             total_sleep: Duration::from_secs(2),
             elapsed: Duration::from_micros(5),
             future_names: vec![(7, "fetch".into())],
+            mount_state: b"ms".to_vec(),
         };
         let mut incremental = key.mac().expect("a key");
         let names = flight
@@ -504,6 +468,7 @@ mod tests {
             suspensions: flight.suspensions,
             total_sleep_nanos: duration_nanos(flight.total_sleep),
             elapsed_nanos: duration_nanos(flight.elapsed),
+            mount_state: &flight.mount_state,
         };
         let Ok(()) = update_seal(&mut incremental, &fields, flight.future_names.len(), names);
         let mut whole = key.mac().expect("a key");
@@ -519,6 +484,7 @@ mod tests {
             total_sleep: Duration::from_millis(1500),
             elapsed: Duration::from_nanos(123_456),
             future_names: vec![(1, "a".into()), (4, "fetch_all".into())],
+            mount_state: b"mounts".to_vec(),
         };
         let message = seal(DumpKind::ReplSuspended, DUMP_VERSION, b"payload", &flight, &key).expect("seals");
         let opened = open(message.as_bytes(), &key, &DecodeLimits::default()).expect("opens");
@@ -540,7 +506,8 @@ mod tests {
             .map(|_| ())
         };
         assert!(tampered(&|_| {}).is_ok(), "an untouched copy verifies");
-        let edits: [&dyn Fn(wire::dump::Builder<'_>); 5] = [
+        let edits: [&dyn Fn(wire::dump::Builder<'_>); 6] = [
+            &|mut b| b.set_mount_state(b"mountz"),
             &|mut b| b.set_suspensions(0),
             &|mut b| b.set_total_sleep_nanos(0),
             &|mut b| b.set_feed_elapsed_nanos(0),

@@ -128,6 +128,7 @@ fn load_session(dump: Vec<u8>) -> Request {
     Request::LoadSession {
         dump,
         limits: ResourceLimits::default(),
+        access: Default::default(),
     }
 }
 

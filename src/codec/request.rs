@@ -9,15 +9,16 @@ use monty_types::{
 use super::{
     exception::{read_exception, write_exception},
     exception_words,
+    fields::{checked_data, checked_text, unknown_arm, wire_len},
     limits::{read_limits, write_limits},
     message::DecodeContext,
+    mounts::{
+        estimated_words as access_words, mounts_words, read_access, read_mounts, write_environment, write_mounts,
+    },
     os::{read_compile_options, read_os_policy, write_compile_options, write_os_policy},
     typecheck::{read_options, read_repl_type_check, write_options},
-    value::{
-        checked_data, checked_text, estimated_words as graph_words, graph_error, read_graph, read_value, unknown_arm,
-        write_graph, write_value,
-    },
-    value_words, wire_len,
+    value::{estimated_words as graph_words, graph_error, read_graph, read_value, write_graph, write_value},
+    value_words,
 };
 use crate::{
     error::{DecodeError, EncodeError},
@@ -72,10 +73,12 @@ pub fn write_request(request: &Request, mut b: wire::request::Builder<'_>) -> Re
             write_inputs(args, out.init_args())?;
         }
         Request::DumpSession => b.set_dump_session(()),
-        Request::LoadSession { dump, limits } => {
+        Request::LoadSession { dump, limits, access } => {
             let mut out = b.init_load_session();
             out.set_dump(checked_data(dump, "session dump")?);
-            write_limits(limits, out.init_limits());
+            write_limits(limits, out.reborrow().init_limits());
+            write_mounts(&access.mounts, |n| out.reborrow().init_mounts(n))?;
+            write_environment(&access.environment, || out.init_environment())?;
         }
         Request::TypeCheck(check) => write_type_check(check, b.init_type_check())?,
         Request::SetDumpKey(key) => b.set_set_dump_key(checked_data(key, "dump key")?),
@@ -90,15 +93,17 @@ fn write_open_repl(open: &OpenRepl, mut b: wire::open_repl::Builder<'_>) -> Resu
     write_os_policy(&open.os_policy, b.reborrow().init_os_policy())?;
     b.set_cwd(checked_text(&open.cwd, "working directory")?);
     match &open.type_check {
-        None => b.init_type_check().set_off(()),
-        Some(options) => write_options(options, b.init_type_check().init_on())?,
+        None => b.reborrow().init_type_check().set_off(()),
+        Some(options) => write_options(options, b.reborrow().init_type_check().init_on())?,
     }
-    Ok(())
+    write_mounts(&open.access.mounts, |n| b.reborrow().init_mounts(n))?;
+    write_environment(&open.access.environment, || b.init_environment())
 }
 
 fn write_feed(feed: &Feed, mut b: wire::feed::Builder<'_>) -> Result<(), EncodeError> {
     b.set_code(checked_text(&feed.code, "snippet")?);
     b.set_skip_type_check(feed.skip_type_check);
+    write_mounts(&feed.mounts, |n| b.reborrow().init_mounts(n))?;
     let mut named = b.init_inputs();
     let (graph, roots) = merged_arena(feed.inputs.iter().map(|(_, value)| value))?;
     write_graph(
@@ -134,7 +139,8 @@ fn write_open_run(open: &OpenRun, mut b: wire::open_run::Builder<'_>) -> Result<
     write_limits(&open.limits, b.reborrow().init_limits());
     write_os_policy(&open.os_policy, b.reborrow().init_os_policy())?;
     b.set_cwd(checked_text(&open.cwd, "working directory")?);
-    Ok(())
+    write_mounts(&open.access.mounts, |n| b.reborrow().init_mounts(n))?;
+    write_environment(&open.access.environment, || b.init_environment())
 }
 
 /// Writes the inputs as one arena: each value's reachable nodes are copied
@@ -205,7 +211,7 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
                 + open.script_name.len()
                 + open.cwd.len()
                 + open.input_names.iter().map(|name| name.len() + 8).sum::<usize>();
-            64 + texts / 8
+            64 + texts / 8 + access_words(&open.access)
         }
         Request::Run(inputs) | Request::Start(inputs) => inputs
             .iter()
@@ -217,10 +223,13 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
         Request::ResolveFutures(results) => results.iter().map(|(_, result)| 2 + call_result_words(result)).sum(),
         Request::LoadProgram { dump, .. } => 32 + dump.len() / 8,
         Request::OpenRepl(open) => {
-            64 + (open.script_name.len() + open.cwd.len()) / 8 + open.type_check.as_ref().map_or(0, options_words)
+            64 + (open.script_name.len() + open.cwd.len()) / 8
+                + open.type_check.as_ref().map_or(0, options_words)
+                + access_words(&open.access)
         }
         Request::FeedRun(feed) | Request::FeedStart(feed) => {
             32 + feed.code.len() / 8
+                + mounts_words(&feed.mounts)
                 + feed
                     .inputs
                     .iter()
@@ -235,7 +244,7 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
                     .map(|arg| graph_words(unstable::graph_parts(arg).0) + 1)
                     .sum::<usize>()
         }
-        Request::LoadSession { dump, .. } => 32 + dump.len() / 8,
+        Request::LoadSession { dump, access, .. } => 32 + dump.len() / 8 + access_words(access),
         Request::TypeCheck(check) => {
             32 + (check.code.len() + check.prefix_code.len() + check.script_name.len()) / 8
                 + options_words(&check.options)
@@ -258,86 +267,90 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
 pub fn read_request(r: wire::request::Reader<'_>, ctx: &mut DecodeContext) -> Result<Request, DecodeError> {
     use wire::request::Which;
 
-    Ok(match r.which().map_err(|e| unknown_arm("Request", e))? {
-        Which::OpenRun(open) => {
-            ctx.charge(std::mem::size_of::<OpenRun>() as u64)?;
-            Request::OpenRun(Box::new(read_open_run(open?, ctx)?))
-        }
-        Which::Run(inputs) => Request::Run(read_inputs(inputs?, ctx)?),
-        Which::Start(inputs) => Request::Start(read_inputs(inputs?, ctx)?),
-        Which::ResumeCall(result) => Request::ResumeCall(read_call_result(result?, ctx)?),
-        Which::ResumeOsCall(result) => Request::ResumeOsCall(read_call_result(result?, ctx)?),
-        Which::ResumeNameLookup(result) => {
-            use wire::name_lookup_result::Which as Lookup;
-            Request::ResumeNameLookup(match result?.which().map_err(|e| unknown_arm("NameLookupResult", e))? {
-                Lookup::Value(value) => NameLookupResult::Value(read_value(value?, ctx)?),
-                Lookup::Undefined(()) => NameLookupResult::Undefined,
-                Lookup::Exception(exc) => NameLookupResult::Exception(read_exception(exc?, ctx)?),
-            })
-        }
-        Which::ResolveFutures(list) => {
-            let list = list?;
-            let mut results = ctx.vec(list.len())?;
-            for entry in list.iter() {
-                results.push((entry.get_call_id(), read_call_result(entry.get_result()?, ctx)?));
+    Ok(
+        match r.which().map_err(|e| unknown_arm(crate::error::REQUEST_UNION, e))? {
+            Which::OpenRun(open) => {
+                ctx.charge(std::mem::size_of::<OpenRun>() as u64)?;
+                Request::OpenRun(Box::new(read_open_run(open?, ctx)?))
             }
-            Request::ResolveFutures(results)
-        }
-        Which::Abort(exc) => Request::Abort(read_exception(exc?, ctx)?),
-        Which::SetLimits(limits) => Request::SetLimits(read_limits(limits?)?),
-        Which::DumpProgram(()) => Request::DumpProgram,
-        Which::LoadProgram(load) => {
-            let load = load?;
-            Request::LoadProgram {
-                dump: ctx.data(load.get_dump())?,
-                limits: read_limits(load.get_limits()?)?,
+            Which::Run(inputs) => Request::Run(read_inputs(inputs?, ctx)?),
+            Which::Start(inputs) => Request::Start(read_inputs(inputs?, ctx)?),
+            Which::ResumeCall(result) => Request::ResumeCall(read_call_result(result?, ctx)?),
+            Which::ResumeOsCall(result) => Request::ResumeOsCall(read_call_result(result?, ctx)?),
+            Which::ResumeNameLookup(result) => {
+                use wire::name_lookup_result::Which as Lookup;
+                Request::ResumeNameLookup(match result?.which().map_err(|e| unknown_arm("NameLookupResult", e))? {
+                    Lookup::Value(value) => NameLookupResult::Value(read_value(value?, ctx)?),
+                    Lookup::Undefined(()) => NameLookupResult::Undefined,
+                    Lookup::Exception(exc) => NameLookupResult::Exception(read_exception(exc?, ctx)?),
+                })
             }
-        }
-        Which::OpenRepl(open) => {
-            let open = open?;
-            ctx.charge(std::mem::size_of::<OpenRepl>() as u64)?;
-            Request::OpenRepl(Box::new(OpenRepl {
-                script_name: ctx.text(open.get_script_name(), "OpenRepl.scriptName")?,
-                compile_options: read_compile_options(open.get_compile_options()?)?,
-                limits: read_limits(open.get_limits()?)?,
-                os_policy: read_os_policy(open.get_os_policy()?, ctx)?,
-                cwd: ctx.text(open.get_cwd(), "OpenRepl.cwd")?,
-                type_check: read_repl_type_check(open.get_type_check(), ctx)?,
-            }))
-        }
-        Which::FeedRun(feed) => Request::FeedRun(read_feed(feed?, ctx)?),
-        Which::FeedStart(feed) => Request::FeedStart(read_feed(feed?, ctx)?),
-        Which::DetectContinuation(source) => {
-            Request::DetectContinuation(ctx.text(source, "Request.detectContinuation")?)
-        }
-        Which::ListFunctions(()) => Request::ListFunctions,
-        Which::CallFunction(call) => {
-            let call = call?;
-            Request::CallFunction {
-                name: ctx.text(call.get_name(), "CallFunction.name")?,
-                args: read_inputs(call.get_args()?, ctx)?,
+            Which::ResolveFutures(list) => {
+                let list = list?;
+                let mut results = ctx.vec(list.len())?;
+                for entry in list.iter() {
+                    results.push((entry.get_call_id(), read_call_result(entry.get_result()?, ctx)?));
+                }
+                Request::ResolveFutures(results)
             }
-        }
-        Which::DumpSession(()) => Request::DumpSession,
-        Which::LoadSession(load) => {
-            let load = load?;
-            Request::LoadSession {
-                dump: ctx.data(load.get_dump())?,
-                limits: read_limits(load.get_limits()?)?,
+            Which::Abort(exc) => Request::Abort(read_exception(exc?, ctx)?),
+            Which::SetLimits(limits) => Request::SetLimits(read_limits(limits?)?),
+            Which::DumpProgram(()) => Request::DumpProgram,
+            Which::LoadProgram(load) => {
+                let load = load?;
+                Request::LoadProgram {
+                    dump: ctx.data(load.get_dump())?,
+                    limits: read_limits(load.get_limits()?)?,
+                }
             }
-        }
-        Which::TypeCheck(check) => {
-            let check = check?;
-            ctx.charge(std::mem::size_of::<TypeCheck>() as u64)?;
-            Request::TypeCheck(Box::new(TypeCheck {
-                code: ctx.text(check.get_code(), "TypeCheck.code")?,
-                prefix_code: ctx.text(check.get_prefix_code(), "TypeCheck.prefixCode")?,
-                script_name: ctx.text(check.get_script_name(), "TypeCheck.scriptName")?,
-                options: read_options(check.get_options()?, ctx)?,
-            }))
-        }
-        Which::SetDumpKey(key) => Request::SetDumpKey(ctx.data(key)?),
-    })
+            Which::OpenRepl(open) => {
+                let open = open?;
+                ctx.charge(std::mem::size_of::<OpenRepl>() as u64)?;
+                Request::OpenRepl(Box::new(OpenRepl {
+                    script_name: ctx.text(open.get_script_name(), "OpenRepl.scriptName")?,
+                    compile_options: read_compile_options(open.get_compile_options()?)?,
+                    limits: read_limits(open.get_limits()?)?,
+                    os_policy: read_os_policy(open.get_os_policy()?, ctx)?,
+                    cwd: ctx.text(open.get_cwd(), "OpenRepl.cwd")?,
+                    type_check: read_repl_type_check(open.get_type_check(), ctx)?,
+                    access: read_access(open.get_mounts(), open.get_environment(), ctx)?,
+                }))
+            }
+            Which::FeedRun(feed) => Request::FeedRun(read_feed(feed?, ctx)?),
+            Which::FeedStart(feed) => Request::FeedStart(read_feed(feed?, ctx)?),
+            Which::DetectContinuation(source) => {
+                Request::DetectContinuation(ctx.text(source, "Request.detectContinuation")?)
+            }
+            Which::ListFunctions(()) => Request::ListFunctions,
+            Which::CallFunction(call) => {
+                let call = call?;
+                Request::CallFunction {
+                    name: ctx.text(call.get_name(), "CallFunction.name")?,
+                    args: read_inputs(call.get_args()?, ctx)?,
+                }
+            }
+            Which::DumpSession(()) => Request::DumpSession,
+            Which::LoadSession(load) => {
+                let load = load?;
+                Request::LoadSession {
+                    dump: ctx.data(load.get_dump())?,
+                    limits: read_limits(load.get_limits()?)?,
+                    access: read_access(load.get_mounts(), load.get_environment(), ctx)?,
+                }
+            }
+            Which::TypeCheck(check) => {
+                let check = check?;
+                ctx.charge(std::mem::size_of::<TypeCheck>() as u64)?;
+                Request::TypeCheck(Box::new(TypeCheck {
+                    code: ctx.text(check.get_code(), "TypeCheck.code")?,
+                    prefix_code: ctx.text(check.get_prefix_code(), "TypeCheck.prefixCode")?,
+                    script_name: ctx.text(check.get_script_name(), "TypeCheck.scriptName")?,
+                    options: read_options(check.get_options()?, ctx)?,
+                }))
+            }
+            Which::SetDumpKey(key) => Request::SetDumpKey(ctx.data(key)?),
+        },
+    )
 }
 
 fn read_feed(r: wire::feed::Reader<'_>, ctx: &mut DecodeContext) -> Result<Feed, DecodeError> {
@@ -345,6 +358,7 @@ fn read_feed(r: wire::feed::Reader<'_>, ctx: &mut DecodeContext) -> Result<Feed,
         code: ctx.text(r.get_code(), "Feed.code")?,
         inputs: read_named_values(r.get_inputs()?, ctx)?,
         skip_type_check: r.get_skip_type_check(),
+        mounts: read_mounts(r.get_mounts(), ctx)?,
     })
 }
 
@@ -362,6 +376,7 @@ fn read_open_run(r: wire::open_run::Reader<'_>, ctx: &mut DecodeContext) -> Resu
         limits: read_limits(r.get_limits()?)?,
         os_policy: read_os_policy(r.get_os_policy()?, ctx)?,
         cwd: ctx.text(r.get_cwd(), "OpenRun.cwd")?,
+        access: read_access(r.get_mounts(), r.get_environment(), ctx)?,
     })
 }
 

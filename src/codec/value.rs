@@ -16,8 +16,8 @@ use num_bigint::{BigInt, Sign};
 
 use super::{
     exception::{exc_type_from_wire, exc_type_to_wire},
+    fields::{checked_data, checked_text, unknown_arm, unknown_enum, wire_len},
     message::DecodeContext,
-    wire_len,
 };
 use crate::{
     error::{DecodeError, EncodeError},
@@ -272,32 +272,6 @@ pub(crate) fn file_mode_from_wire(mode: wire::FileMode, binary: bool) -> FileMod
     }
 }
 
-/// The longest text or data blob a message can hold (2^29 - 1 bytes, less
-/// the NUL terminator text carries).
-const MAX_BLOB_LEN: usize = (1 << 29) - 2;
-
-pub(crate) fn checked_text<'a>(s: &'a str, what: &'static str) -> Result<&'a str, EncodeError> {
-    check_blob(s.len(), what)?;
-    Ok(s)
-}
-
-pub(crate) fn checked_data<'a>(d: &'a [u8], what: &'static str) -> Result<&'a [u8], EncodeError> {
-    check_blob(d.len(), what)?;
-    Ok(d)
-}
-
-fn check_blob(len: usize, what: &'static str) -> Result<(), EncodeError> {
-    if len > MAX_BLOB_LEN {
-        Err(EncodeError::TooLarge {
-            what,
-            len,
-            max: MAX_BLOB_LEN,
-        })
-    } else {
-        Ok(())
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Decoding
 // ---------------------------------------------------------------------------
@@ -337,9 +311,23 @@ pub fn read_graph(
         ctx,
     };
     for (index, node) in (0..count).zip(nodes.iter()) {
-        out.push(arena.read_node(index, node)?);
+        out.push(arena.read_node(index, node).map_err(|err| in_node(index, err))?);
     }
     MontyGraph::from_nodes(out).map_err(graph_error)
+}
+
+/// Names the node of an error in what a node holds, so a host can find the
+/// node; errors of the message's structure or size stay as they are.
+fn in_node(node: u32, err: DecodeError) -> DecodeError {
+    match err {
+        DecodeError::InvalidBigInt { .. } | DecodeError::InvalidUuid { .. } | DecodeError::UnknownName { .. } => {
+            DecodeError::InNode {
+                node,
+                source: Box::new(err),
+            }
+        }
+        other => other,
+    }
 }
 
 pub(crate) fn graph_error(err: GraphError) -> DecodeError {
@@ -590,6 +578,13 @@ pub(crate) fn read_big_int(r: wire::big_int::Reader<'_>, ctx: &mut DecodeContext
 }
 
 fn read_date_time(r: wire::date_time::Reader<'_>, ctx: &mut DecodeContext) -> Result<MontyDateTime, DecodeError> {
+    // monty's datetime has no fold; one set would be silently lost.
+    if r.get_fold() != 0 {
+        return Err(DecodeError::UnsupportedField {
+            field: "DateTime.fold",
+            reason: "monty's datetime has no fold",
+        });
+    }
     Ok(MontyDateTime {
         year: r.get_year(),
         month: r.get_month(),
@@ -630,18 +625,4 @@ pub(crate) fn read_uuid(
         field,
         len: bytes.len(),
     })
-}
-
-pub(crate) fn unknown_enum(enum_name: &'static str, err: capnp::NotInSchema) -> DecodeError {
-    DecodeError::UnknownEnumValue {
-        enum_name,
-        value: err.0,
-    }
-}
-
-pub(crate) fn unknown_arm(union_name: &'static str, err: capnp::NotInSchema) -> DecodeError {
-    DecodeError::UnknownUnionArm {
-        union_name,
-        value: err.0,
-    }
 }

@@ -7,9 +7,14 @@
 //! becomes a `pythonError` response, and a panic inside the library is caught,
 //! reported as `internalError`, and resets the session to empty.
 
+#[cfg(target_arch = "wasm32")]
+mod address_space;
+mod input;
+mod mounts;
 mod output;
 mod repl;
 mod run;
+mod stack;
 mod suspension;
 #[cfg(feature = "type-check")]
 mod typecheck;
@@ -19,17 +24,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use monty_types::PrintWriter;
+use monty_types::{ExcType, MontyException, PrintWriter};
+use mounts::LocalOs;
 pub use output::PrintSink;
 use output::TurnOutput;
 use repl::ReplSession;
-use run::{RunSession, dump_error};
+use run::RunSession;
+use stack::{SessionStack, StackNeed};
 
 use crate::{
     codec::{DecodeLimits, WireMessage, decode_request, encode_response},
     dump::{self, DumpKey},
-    error::DecodeError,
-    protocol::{ErrorCode, Outcome, ProtocolError, Request, Response, Usage},
+    error::EncodeError,
+    protocol::{CallResult, ErrorCode, OsCallEvent, Outcome, ProtocolError, Request, Response, Usage},
 };
 
 /// Opening a run with this script name panics inside the engine, so tests
@@ -41,6 +48,10 @@ pub const PANIC_SCRIPT_NAME: &str = "<monty-wire: induce a panic>";
 ///
 /// Sessions are `Send`: a host may move one between threads, but uses it
 /// from one thread at a time (`&mut self`).
+///
+/// A session runs monty and the codec on a stack of its own, sized for its
+/// recursion limit, so any calling thread will do, however small its stack
+/// (see the `stack` module); on wasm32 it uses the module's stack.
 pub struct Session {
     state: State,
     print_sink: Option<PrintSink>,
@@ -49,10 +60,16 @@ pub struct Session {
     decode_limits: DecodeLimits,
     /// Seals dumps this session writes and checks those it loads.
     dump_key: DumpKey,
-    /// Made on the first type check and kept: ty caches its analysis of the
-    /// standard library stubs between checks.
+    /// Mounts and the environment map of the run or REPL.
+    local: LocalOs,
+    /// Made on the session's first type check and kept: ty caches its
+    /// analysis of the standard library stubs between checks. A session
+    /// that never checks (a run, a REPL without type checking) never makes
+    /// one: it costs hundreds of KiB and milliseconds to build.
     #[cfg(feature = "type-check")]
     checker: Option<Box<monty_type_checking::TypeChecker>>,
+    stack: SessionStack,
+    stack_need: StackNeed,
 }
 
 enum State {
@@ -66,6 +83,7 @@ struct Context<'a> {
     dump_key: &'a mut DumpKey,
     /// Dumps are read within the same limits as the requests that carry them.
     decode_limits: &'a DecodeLimits,
+    local: &'a mut LocalOs,
     #[cfg(feature = "type-check")]
     checker: &'a mut Option<Box<monty_type_checking::TypeChecker>>,
 }
@@ -100,8 +118,19 @@ impl Default for Session {
     }
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // monty's destructors run on the session's stack, as its requests do:
+        // the caller's may be small.
+        let state = std::mem::replace(&mut self.state, State::Empty);
+        if !matches!(state, State::Empty) {
+            self.on_own_stack(move |_| drop(state));
+        }
+    }
+}
+
 impl Session {
-    /// An empty session: its first request opens a run.
+    /// An empty session: its first request opens or loads a run or a REPL.
     #[must_use]
     pub fn new() -> Self {
         Self::with_decode_limits(DecodeLimits::default())
@@ -116,8 +145,11 @@ impl Session {
             elapsed: Duration::ZERO,
             decode_limits: limits,
             dump_key: DumpKey::default(),
+            local: LocalOs::default(),
             #[cfg(feature = "type-check")]
             checker: None,
+            stack: SessionStack::default(),
+            stack_need: StackNeed::default(),
         }
     }
 
@@ -136,23 +168,80 @@ impl Session {
         // (the response carries it); this one clock read starts it, whether
         // the request decodes or not.
         let started = Instant::now();
-        let response = match decode_request(request, &self.decode_limits) {
-            Ok(request) => self.handle_since(request, started),
-            Err(err) => Response {
-                outcome: Outcome::ProtocolError(protocol_error_for(&err)),
-                output: Vec::new(),
-                usage: Usage {
-                    wall: started.elapsed(),
-                    ..self.usage(Duration::ZERO)
-                },
-            },
-        };
-        encode_or_report(&response)
+        // Decoding does not recurse, so it runs here; the request may raise
+        // the recursion limit, and the session's stack with it.
+        match decode_request(request, &self.decode_limits) {
+            Ok(request) => {
+                self.stack_need.note(&request);
+                self.on_own_stack(|s| {
+                    let response = s.handle_since(request, started);
+                    s.encode(&response, started)
+                })
+            }
+            Err(err) => {
+                let response = Response {
+                    outcome: Outcome::ProtocolError(ProtocolError::from(&err)),
+                    output: Vec::new(),
+                    usage: Usage {
+                        wall: started.elapsed(),
+                        ..self.usage(Duration::ZERO)
+                    },
+                };
+                self.encode(&response, started)
+            }
+        }
+    }
+
+    /// Encodes a response to a request that started at `started`.
+    fn encode(&mut self, response: &Response, started: Instant) -> WireMessage {
+        match encode_response(response) {
+            Ok(message) => message,
+            Err(err) => self.too_large_to_send(response, &err, started),
+        }
+    }
+
+    /// The answer to a request whose response does not fit in a message.
+    ///
+    /// The request has been carried out, and the host cannot be told where
+    /// it left the session, so a run or snippet it left suspended is aborted
+    /// (as an `abort` request would) rather than left waiting on an answer to
+    /// a call the host never saw: the session is ready (a run) or idle (a
+    /// REPL) again, and what the request did before that stays done.
+    fn too_large_to_send(&mut self, response: &Response, err: &EncodeError, started: Instant) -> WireMessage {
+        let suspended = matches!(
+            response.outcome,
+            Outcome::FunctionCall(_) | Outcome::OsCall(_) | Outcome::NameLookup(_) | Outcome::ResolveFutures(_)
+        );
+        let mut message = format!("the response cannot be encoded: {err}");
+        if suspended {
+            let abort = MontyException::new(
+                ExcType::RuntimeError,
+                Some("the run's request to the host was too large to send".to_owned()),
+            );
+            // Its outcome (the run ending with that exception) fits, but the
+            // host is told why in the error instead.
+            self.handle_since(Request::Abort(abort), started);
+            message.push_str("; the run in flight was aborted, and the session is ready again");
+        }
+        error_response(ProtocolError::new(ErrorCode::ResponseTooLarge, message))
     }
 
     /// Handles one decoded request.
+    ///
+    /// The response's values are the caller's: a deeply nested one drops
+    /// recursively on the stack it is dropped on.
     pub fn handle(&mut self, request: Request) -> Response {
-        self.handle_since(request, Instant::now())
+        self.stack_need.note(&request);
+        self.on_own_stack(|s| s.handle_since(request, Instant::now()))
+    }
+
+    /// Runs `f` on the session's own stack.
+    fn on_own_stack<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        // Taken out for the call, so `f` may borrow the rest of the session.
+        let mut stack = std::mem::take(&mut self.stack);
+        let result = stack.run(self.stack_need, || f(self));
+        self.stack = stack;
+        result
     }
 
     /// Handles a request whose wall time started at `started`.
@@ -165,10 +254,13 @@ impl Session {
         let mut context = Context {
             dump_key: &mut self.dump_key,
             decode_limits: &self.decode_limits,
+            local: &mut self.local,
             #[cfg(feature = "type-check")]
             checker: &mut self.checker,
         };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| dispatch(state, request, &mut context, &mut turn)));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            dispatch_serving(state, request, &mut context, &mut turn)
+        }));
         let outcome = match result {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => Outcome::ProtocolError(error),
@@ -176,6 +268,7 @@ impl Session {
                 // Whatever was in flight may be half-moved; only an empty
                 // session is known to be consistent.
                 self.state = State::Empty;
+                self.local = LocalOs::default();
                 Outcome::ProtocolError(ProtocolError::new(
                     ErrorCode::InternalError,
                     format!(
@@ -236,12 +329,89 @@ fn measured_memory() -> Option<u64> {
     (live != 0 && baseline != usize::MAX).then(|| live.saturating_sub(baseline) as u64)
 }
 
+/// Dispatches `request`, then answers every OS call a mount or the
+/// environment map covers, in the same turn, until the run needs the host or
+/// ends.
+///
+/// Each of those internal answers is a round trip like a host's: it counts
+/// toward `maxSuspensions` (the interpreter's clock is paused while a call is
+/// served, so that limit is what bounds a sandbox looping on file calls) and
+/// its print output and interpreter time join this turn's.
+fn dispatch_serving(
+    state: &mut State,
+    request: Request,
+    context: &mut Context<'_>,
+    turn: &mut Turn<'_>,
+) -> Result<Outcome, ProtocolError> {
+    // A snippet's own mounts come into force before it runs; a feed the
+    // session refuses leaves the snippet in flight (and its mounts) alone.
+    let feed_mounts = match (&*state, &request) {
+        (State::Repl(_), Request::FeedRun(feed) | Request::FeedStart(feed)) if !feed.mounts.is_empty() => {
+            context.local.begin_feed(&feed.mounts)?;
+            true
+        }
+        _ => false,
+    };
+    let mount_state = match (&*state, &request) {
+        (State::Run(_) | State::Repl(_), Request::DumpSession) => Some(context.local.dump_state()?),
+        _ => None,
+    };
+    let mut outcome = match dispatch(state, request, context, turn) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            if feed_mounts {
+                context.local.end_feed();
+            }
+            return Err(error);
+        }
+    };
+    while let Outcome::OsCall(event) = outcome {
+        let OsCallEvent {
+            call,
+            call_id,
+            allow_eager_await,
+            position,
+        } = event;
+        let result = match context.local.answer(call) {
+            Ok(result) => result,
+            Err(call) => {
+                return Ok(Outcome::OsCall(OsCallEvent {
+                    call,
+                    call_id,
+                    allow_eager_await,
+                    position,
+                }));
+            }
+        };
+        let result = match result {
+            CallResult::Value(value) if allow_eager_await => CallResult::EagerValue(value),
+            CallResult::Exception(exc) if allow_eager_await => CallResult::EagerException(exc),
+            result => result,
+        };
+        outcome = dispatch(state, Request::ResumeOsCall(result), context, turn)?;
+    }
+    match outcome {
+        // The snippet ended: its own mounts go with it.
+        Outcome::Complete(_) | Outcome::PythonError(_) | Outcome::TypeCheckReport(_) => context.local.end_feed(),
+        Outcome::Dump(dump) if mount_state.as_ref().is_some_and(|state| !state.is_empty()) => {
+            let state = mount_state.expect("checked above");
+            return dump::with_mount_state(&dump, state, context.dump_key)
+                .map(|message| Outcome::Dump(message.into_bytes()))
+                .map_err(Into::into);
+        }
+        _ => {}
+    }
+    Ok(outcome)
+}
+
 fn dispatch(
     state: &mut State,
     request: Request,
     context: &mut Context<'_>,
     turn: &mut Turn<'_>,
 ) -> Result<Outcome, ProtocolError> {
+    #[cfg(target_arch = "wasm32")]
+    let request = address_space::cap_limits(request);
     // Requests any session takes, whatever it holds, and that leave it as it is.
     match request {
         Request::DetectContinuation(source) => {
@@ -253,9 +423,8 @@ fn dispatch(
         }
         #[cfg(feature = "type-check")]
         Request::TypeCheck(check) => {
-            let checker = context.checker.get_or_insert_with(Default::default);
             return typecheck::check_request(
-                checker,
+                typecheck::checker_in(context.checker),
                 &check.code,
                 &check.prefix_code,
                 &check.script_name,
@@ -279,7 +448,7 @@ fn dispatch(
             context.dump_key,
             turn,
             #[cfg(feature = "type-check")]
-            context.checker.get_or_insert_with(Default::default),
+            context.checker,
         ),
         State::Empty => match request {
             Request::OpenRun(open) => {
@@ -287,9 +456,11 @@ fn dispatch(
                 if open.script_name == PANIC_SCRIPT_NAME {
                     panic!("induced by the test hook");
                 }
+                let local = LocalOs::open(&open.access)?;
                 match RunSession::open(*open, turn)? {
                     Ok(run) => {
                         *state = State::Run(Box::new(run));
+                        *context.local = local;
                         Ok(Outcome::Ok)
                     }
                     Err(exc) => Ok(Outcome::PythonError(exc)),
@@ -305,12 +476,18 @@ fn dispatch(
                 Ok(Outcome::Ok)
             }
             Request::OpenRepl(open) => {
+                let local = LocalOs::open(&open.access)?;
                 *state = State::Repl(Box::new(ReplSession::open(*open)?));
+                *context.local = local;
                 Ok(Outcome::Ok)
             }
-            Request::LoadSession { dump, limits } => {
-                let dump::LoadedSession { session, flight } =
-                    dump::load_session(&dump, context.dump_key, context.decode_limits).map_err(dump_error)?;
+            Request::LoadSession { dump, limits, access } => {
+                let dump::LoadedSession { session, mut flight } =
+                    dump::load_session(&dump, context.dump_key, context.decode_limits)?;
+                // The load request's mounts, never the dump's: the dump only
+                // says which to expect, and what the overlays held.
+                let mut local = LocalOs::open(&access)?;
+                local.restore(&std::mem::take(&mut flight.mount_state))?;
                 *state = match session.state {
                     monty::Session::Running(progress) => State::Run(Box::new(RunSession::resume_loaded(
                         progress,
@@ -320,6 +497,7 @@ fn dispatch(
                     ))),
                     _ => State::Repl(Box::new(ReplSession::restore(session, flight, limits)?)),
                 };
+                *context.local = local;
                 Ok(Outcome::Ok)
             }
             _ => Err(ProtocolError::new(
@@ -327,37 +505,6 @@ fn dispatch(
                 "the session is empty: open a run or a REPL (openRun, loadProgram, openRepl, loadSession) first",
             )),
         },
-    }
-}
-
-/// The protocol error for request bytes that did not decode.
-#[must_use]
-pub fn protocol_error_for(err: &DecodeError) -> ProtocolError {
-    let code = match err {
-        DecodeError::Malformed(e) if matches!(e.kind, capnp::ErrorKind::MessageEndsPrematurely(..)) => {
-            ErrorCode::TruncatedMessage
-        }
-        DecodeError::Malformed(_) | DecodeError::TrailingBytes { .. } => ErrorCode::MalformedMessage,
-        DecodeError::TraversalLimit
-        | DecodeError::NestingLimit
-        | DecodeError::TooManyNodes { .. }
-        | DecodeError::TooDeep { .. }
-        | DecodeError::DecodedSizeLimit { .. } => ErrorCode::LimitExceeded,
-        DecodeError::UnknownEnumValue { .. } | DecodeError::UnknownUnionArm { .. } => ErrorCode::UnknownRequest,
-        _ => ErrorCode::InvalidValue,
-    };
-    ProtocolError::new(code, format!("request rejected: {err}"))
-}
-
-/// Encodes `response`; one too large for a message becomes a
-/// `responseTooLarge` error, which always fits.
-pub(crate) fn encode_or_report(response: &Response) -> WireMessage {
-    match encode_response(response) {
-        Ok(message) => message,
-        Err(err) => error_response(ProtocolError::new(
-            ErrorCode::ResponseTooLarge,
-            format!("the response cannot be encoded: {err}"),
-        )),
     }
 }
 

@@ -9,7 +9,7 @@ use monty::{MontyRun, RunProgress, SessionRef};
 use monty_types::{MontyException, ResourceLimits, ResourceTracker, validate_cwd};
 
 use super::{
-    Turn,
+    Turn, input,
     suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
 };
 use crate::{
@@ -64,7 +64,7 @@ impl RunSession {
         decode_limits: &DecodeLimits,
         limits: ResourceLimits,
     ) -> Result<Self, ProtocolError> {
-        let program = dump::load_program(dump, key, decode_limits).map_err(dump_error)?;
+        let program = dump::load_program(dump, key, decode_limits)?;
         Ok(Self::new(Some(program), String::new(), limits, None))
     }
 
@@ -113,6 +113,7 @@ impl RunSession {
         match request {
             Request::Run(inputs) => {
                 self.check_ready("run")?;
+                input::check_values(&inputs, "input")?;
                 self.flight.begin();
                 let tracker = ResourceTracker::new(self.limits.clone());
                 let program = self.program.as_mut().expect("check_ready found the program");
@@ -124,6 +125,7 @@ impl RunSession {
             }
             Request::Start(inputs) => {
                 self.check_ready("start")?;
+                input::check_values(&inputs, "input")?;
                 self.flight.begin();
                 let tracker = ResourceTracker::new(self.limits.clone());
                 let program = self.program.clone().expect("check_ready found the program");
@@ -147,10 +149,9 @@ impl RunSession {
             }
             Request::DumpProgram => {
                 let program = self.program.as_ref().ok_or_else(no_program)?;
-                dump::dump_program(program, key).map_or_else(
-                    |e| Err(dump_too_large(e)),
-                    |message| Ok(Outcome::Dump(message.into_bytes())),
-                )
+                dump::dump_program(program, key)
+                    .map(|message| Outcome::Dump(message.into_bytes()))
+                    .map_err(Into::into)
             }
             Request::DumpSession => {
                 let Some(progress) = self.in_flight.as_deref() else {
@@ -167,10 +168,8 @@ impl RunSession {
                     &self.flight.record(),
                     key,
                 )
-                .map_or_else(
-                    |e| Err(dump_too_large(e)),
-                    |message| Ok(Outcome::Dump(message.into_bytes())),
-                )
+                .map(|message| Outcome::Dump(message.into_bytes()))
+                .map_err(Into::into)
             }
             resume @ (Request::ResumeCall(_)
             | Request::ResumeOsCall(_)
@@ -243,14 +242,4 @@ fn no_program() -> ProtocolError {
         ErrorCode::WrongState,
         "this session was loaded from the dump of a run in flight and has no program to start again",
     )
-}
-
-/// The protocol error for a dump too large for a message.
-pub(crate) fn dump_too_large(err: dump::DumpEncodeError) -> ProtocolError {
-    ProtocolError::new(ErrorCode::ResponseTooLarge, err.to_string())
-}
-
-/// The protocol error for dump bytes that cannot be loaded.
-pub(crate) fn dump_error(err: dump::DumpError) -> ProtocolError {
-    ProtocolError::new(ErrorCode::InvalidDump, err.to_string())
 }
