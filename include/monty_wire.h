@@ -2,22 +2,64 @@
  * monty-wire: the monty Python sandbox behind one Cap'n Proto protocol.
  *
  * Requests and responses are framed Cap'n Proto messages described by
- * schema/monty_wire.capnp. See README.md for ownership and lifetimes.
+ * schema/monty_wire.capnp; README.md documents the protocol. A host checks
+ * at compile time that it was built against this header's protocol with
+ * MONTY_WIRE_PROTOCOL_VERSION, and at run time that the library it loaded
+ * speaks the same with monty_wire_protocol_version().
+ *
+ * Ownership
+ * - Request bytes belong to the caller. monty_wire_dispatch reads them in
+ *   place, at any alignment, only during the call.
+ * - A response buffer belongs to the library until the caller passes it to
+ *   monty_wire_buffer_free, once. Until then its len bytes at data are one
+ *   framed message, 8-byte aligned, unchanged, and independent of the
+ *   session (closing the session does not free them). monty_wire_dispatch
+ *   never returns NULL: every failure is a response carrying a
+ *   protocolError.
+ * - Sessions are integer handles, never pointers: 0, a closed or a made-up
+ *   handle is looked up and refused (unknownSession, or
+ *   MONTY_WIRE_UNKNOWN_SESSION), never dereferenced. Closing twice is
+ *   harmless.
+ *
+ * Threads
+ * - Every function may be called from any thread. A session serves one
+ *   call at a time: a call into a session another thread is inside gets
+ *   sessionBusy (or MONTY_WIRE_SESSION_BUSY) at once and never blocks.
+ *   Different sessions run in parallel.
+ * - monty_wire_session_close does not wait: a call still inside the session
+ *   finishes, and the session is freed when it returns.
+ * - The print callback runs during monty_wire_dispatch, on the thread that
+ *   called it; its text is valid only during the callback. Setting a
+ *   session's callback from inside that session's callback is refused with
+ *   MONTY_WIRE_SESSION_BUSY, and the old callback stays in use.
+ * - No panic crosses this boundary: it becomes an internalError response
+ *   (the session is reset to empty) or MONTY_WIRE_INTERNAL_ERROR.
+ *
+ * Undefined behaviour (the library cannot detect these)
+ * - Reading a response's bytes after freeing its buffer.
+ * - Freeing a buffer twice. Freeing NULL, or a pointer the library never
+ *   returned, is ignored; but a freed buffer's address may be reused by a
+ *   later response, and a second free would then free that one.
+ * - A request pointer that does not point to request_len readable bytes
+ *   (NULL is allowed with request_len 0), or bytes changed during the call.
+ * - A print callback that unwinds (throws) into the library, or whose code
+ *   or user_data becomes invalid before it is replaced or its session is
+ *   closed.
+ * - Unloading the library while any of its functions is running.
  */
 
 #ifndef MONTY_WIRE_H
 #define MONTY_WIRE_H
 
-/* Generated from src/ffi.rs by cbindgen; do not edit. */
+/* Generated from src/abi/ by cbindgen; do not edit. */
 
 #include <stddef.h>
 #include <stdint.h>
 
-// [`monty_wire_session_close`] and [`monty_wire_set_print_callback`]
-// succeeded.
+// `monty_wire_session_close` and `monty_wire_set_print_callback` succeeded.
 #define MONTY_WIRE_OK 0
 
-// The handle is 0, closed, or was never returned by [`monty_wire_session_open`].
+// The handle is 0, closed, or was never returned by `monty_wire_session_open`.
 #define MONTY_WIRE_UNKNOWN_SESSION -1
 
 // Another thread is inside this session.
@@ -26,11 +68,16 @@
 // The library failed (a caught panic).
 #define MONTY_WIRE_INTERNAL_ERROR -3
 
+// The protocol version this header describes (`protocolVersion` in the
+// schema), for a host to check at compile time; at run time
+// [`monty_wire_protocol_version`] says what the loaded library speaks.
+#define MONTY_WIRE_PROTOCOL_VERSION 3
+
 // A session handle. 0 is never a valid handle.
 typedef uint64_t MontyWireSession;
 
 // A response message: `len` bytes at `data`, 8-byte aligned, valid until
-// the buffer is passed to [`monty_wire_buffer_free`].
+// the buffer is passed to `monty_wire_buffer_free`.
 typedef struct MontyWireBuffer {
   // The first byte of the framed Cap'n Proto message.
   const uint8_t *data;
@@ -55,7 +102,10 @@ extern "C" {
 uint32_t monty_wire_protocol_version(void);
 
 // Opens an empty session and returns its handle (never 0). Its first
-// request opens a run. Close it with [`monty_wire_session_close`].
+// request opens or loads a run or a REPL (`openRun`, `loadProgram`,
+// `openRepl`, `loadSession`); `typeCheck`, `detectContinuation` and
+// `setDumpKey` are accepted in any state, even empty. Close it with
+// [`monty_wire_session_close`].
 MontyWireSession monty_wire_session_open(void);
 
 // Closes a session and frees everything it holds. A thread still inside
@@ -79,11 +129,13 @@ struct MontyWireBuffer *monty_wire_dispatch(MontyWireSession session,
                                             const uint8_t *request,
                                             size_t request_len);
 
-// Frees a buffer returned by [`monty_wire_dispatch`]. Null, an already
-// freed buffer, or a pointer this library did not return are ignored.
+// Frees a buffer returned by [`monty_wire_dispatch`]. Null, or a pointer
+// this library did not return, is ignored.
 //
 // # Safety
-// The host must not read the buffer's bytes after freeing it.
+// Free each buffer once, and read none of its bytes afterwards. A second
+// free is undefined: once freed, the address may be reused by a later
+// response, and the second free would free that one.
 void monty_wire_buffer_free(struct MontyWireBuffer *buffer);
 
 // Registers a callback that receives print output while code runs, for

@@ -99,7 +99,7 @@ export declare class MontyWire {
    * until the garbage collector reclaims it; the glue then closes it.
    */
   readonly sessionCount: number;
-  /** Opens an empty session; its first request is `openRun` or `loadProgram`. */
+  /** Opens an empty session; its first request opens or loads a run or a REPL (`openRun`, `loadProgram`, `openRepl`, `loadSession`); `typeCheck`, `detectContinuation` and `setDumpKey` are accepted in any state. */
   openSession(options?: SessionOptions): Session;
   /** Frees the last response buffer now, instead of at the next dispatch. Views of it must not be read afterwards. */
   releaseResponse(): void;

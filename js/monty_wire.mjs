@@ -31,7 +31,7 @@ const EINVAL = 28;
 const ENOSYS = 52;
 // The descriptors the glue knows. 0-2 are the module's own stdio (the Rust
 // runtime writes a panic's message to 2); Python's print output comes on 3
-// and 4 (see monty_wire_set_print_stdio in src/wasm.rs), so it can never be
+// and 4 (see monty_wire_set_print_stdio in src/abi/wasm.rs), so it can never be
 // mistaken for the module's.
 const MODULE_STDOUT = 1;
 const MODULE_STDERR = 2;

@@ -30,10 +30,10 @@
 @0x97b0f60967996d75;
 
 # The version of the protocol this file describes.
-const protocolVersion :UInt32 = 2;
+const protocolVersion :UInt32 = 3;
 # History: 1 values, exceptions, limits and usage; 2 adds requests and
 # responses (`Request`, `Response`) for one-shot runs and REPL sessions,
-# type checking, and the `Dump` envelope.
+# type checking, and the `Dump` envelope; 3 adds `DateTime.fold`.
 
 # ---------------------------------------------------------------------------
 # Values
@@ -82,7 +82,10 @@ struct Node {
     path @19 :Text;               # pathlib.Path, a virtual POSIX path
     fileHandle @20 :FileHandle;   # an open file object
     function @21 :Function;       # an external (host) function
-    repr @22 :Text;               # output only: repr() of a value with no other form
+    repr @22 :Text;
+    # Output only: repr() of a value with no other form. Also what monty
+    # exports in place of a part nested deeper than the session's recursion
+    # limit (`maxRecursionDepth`): the text "<deeply nested>".
     cycle @23 :Text;              # output only: back-reference placeholder "[...]", "(...)", "{...}", "..."
     list @24 :List(UInt32);       # item indices
     tuple @25 :List(UInt32);      # item indices
@@ -139,6 +142,10 @@ struct DateTime {
     none @9 :Void;
     some @10 :Text;            # tzinfo name (e.g. "UTC", "Europe/Paris")
   }
+  fold @11 :UInt8;
+  # 0 or 1, as in Python (since protocol version 3). monty's datetime has no
+  # fold: it is always 0 in what the library writes, and a value with 1 is
+  # refused with `invalidValue`, since the sandbox could not hold it.
 }
 
 struct Time {
@@ -198,6 +205,8 @@ enum FileMode {
   appendUpdate @5;             # "a+"
 }
 
+# A host (external) function. monty keeps no docstring for it: a function
+# sent in with a docstring comes back with `none`.
 struct Function {
   name @0 :Text;
   docstring :union {
@@ -401,7 +410,7 @@ struct Usage {
   elapsedNanos @0 :UInt64;     # interpreter time over the whole session
   feedElapsedNanos @1 :UInt64; # interpreter time of the current run, summed over its requests
   turnElapsedNanos @2 :UInt64; # interpreter time of this request
-  wallNanos @3 :UInt64;        # wall-clock time of this request, decoding and encoding included
+  wallNanos @3 :UInt64;        # wall-clock time of this request: decoding it included, encoding this response not (it carries the figure)
   suspensions @4 :UInt64;      # host round trips so far in the current run
   memory :union {
     unmeasured @5 :Void;       # the build cannot count heap bytes
@@ -823,7 +832,12 @@ enum PrintStream {
   stderr @1;
 }
 
-# A request the session refused. The session is exactly as it was before.
+# A request the session refused. The session is exactly as it was before,
+# with two exceptions that say so in their code: `internalError` (the session
+# was reset to empty) and `responseTooLarge` (the request was carried out,
+# but its answer does not fit in a message; a run or snippet it left
+# suspended at a host call was aborted, so the session is ready, or idle,
+# again, and what the request did before that stays done).
 struct ProtocolError {
   code @0 :ErrorCode;
   message @1 :Text;                  # for people; match on `code`
@@ -833,14 +847,15 @@ enum ErrorCode {
   malformedMessage @0;   # not a Cap'n Proto message (garbage, bad pointers, trailing bytes)
   truncatedMessage @1;   # the bytes end before the message does
   limitExceeded @2;      # larger or deeper than the decoder allows
-  invalidValue @3;       # a value arena is inconsistent (index out of range, bad bigint, ...)
-  unknownRequest @4;     # a request arm or enum value this library does not know
+  invalidValue @3;       # a part of a request this library cannot accept: an inconsistent value arena
+                         # (index out of range, bad bigint, ...), or a union arm or enum value it does not know
+  unknownRequest @4;     # a request kind (an arm of `Request`) this library does not know
   wrongState @5;         # the session's state does not accept this request
   unknownSession @6;     # the handle is null, closed or was never opened
   sessionBusy @7;        # another thread is using this session right now
-  invalidArgument @8;    # well-formed but unacceptable (unknown call id, bad zone name, ...)
+  invalidArgument @8;    # well-formed but unacceptable (unknown call id, time zone this build does not have, ...)
   internalError @9;      # the library failed (a caught panic); the session was reset
-  responseTooLarge @10;  # the reply does not fit in a message
+  responseTooLarge @10;  # the reply does not fit in a message; a suspended run was aborted (see ProtocolError)
   invalidDump @11;       # dump bytes that are not a dump this build can load
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the web front end's module, js/dist/monty_wire.wasm: monty-wire for
 # wasm32-wasip1 as a WASI reactor (it exports `_initialize`, no `_start`),
-# with the C entry points plus the wasm exports of src/wasm.rs (the
+# with the C entry points plus the wasm exports of src/abi/wasm.rs (the
 # `wasm-reactor` feature). It is built without the other default features
 # (no CLI, no type checking) in the `wasm` profile of Cargo.toml:
 # opt-level "s", fat LTO in one codegen unit, stripped.

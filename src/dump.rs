@@ -18,12 +18,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use monty::{DUMP_VERSION, Dump, MIN_SUPPORTED_DUMP_VERSION, MontyRun, SessionRef};
 use monty_types::{MONTY_VERSION, ModuleStub, TypeCheckState};
 use sha2::Sha256;
-use thiserror::Error;
 
+pub use crate::error::{DumpEncodeError, DumpError};
 use crate::{
     PROTOCOL_VERSION,
     codec::{
-        DecodeLimits, WireMessage, builder_with_capacity, limits::duration_nanos, read_message, value::checked_data,
+        DecodeLimits, WireMessage, builder_with_capacity,
+        fields::{checked_data, duration_nanos},
+        read_message,
     },
     error::DecodeError,
     schema::monty_wire_capnp as wire,
@@ -103,68 +105,6 @@ impl DumpKind {
     }
 }
 
-/// Why dump bytes could not be loaded.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum DumpError {
-    /// The bytes are not a dump envelope.
-    #[error("not a monty-wire dump: {0}")]
-    NotADump(#[from] DecodeError),
-    /// The envelope holds something the request does not load.
-    #[error("the dump holds a {found}, which {request} does not load")]
-    WrongKind {
-        /// The request.
-        request: &'static str,
-        /// What the envelope says it holds.
-        found: &'static str,
-    },
-    /// An envelope kind this build does not know.
-    #[error("the dump holds kind {0}, which this build does not know")]
-    UnknownKind(u16),
-    /// A newer protocol wrote the envelope.
-    #[error("the dump was written by protocol version {found}; this build speaks version {supported}")]
-    NewerProtocol {
-        /// The writer's protocol version.
-        found: u32,
-        /// This build's protocol version.
-        supported: u32,
-    },
-    /// Another monty release wrote the payload.
-    #[error("the dump was written by monty {found}; this build embeds monty {expected}")]
-    MontyVersion {
-        /// The writer's monty version.
-        found: String,
-        /// This build's monty version.
-        expected: &'static str,
-    },
-    /// The payload's dump format is one this build's monty cannot read.
-    #[error(
-        "the dump's payload is in monty dump format version {found}; this build (monty {monty}) reads versions {min_supported} to {max_supported}"
-    )]
-    DumpVersion {
-        /// The format version the envelope declares.
-        found: u16,
-        /// The oldest this build reads.
-        min_supported: u16,
-        /// The newest this build reads.
-        max_supported: u16,
-        /// This build's monty version.
-        monty: &'static str,
-    },
-    /// The session has a key and the dump is not sealed.
-    #[error("the dump is not sealed, and this session only loads dumps sealed with its key")]
-    NotSealed,
-    /// The dump is sealed and the session has no key to check it with.
-    #[error("the dump is sealed, and this session has no key to check it (send setDumpKey first)")]
-    NoKey,
-    /// The seal does not verify: tampered, truncated, or another key.
-    #[error("the dump's seal does not verify: it was changed, or sealed with another key")]
-    BadSeal,
-    /// The payload is not what its label says.
-    #[error("the dump's payload is corrupt: {0}")]
-    Payload(String),
-}
-
 /// The engine's bookkeeping of a run or feed in flight, which monty's payload
 /// does not hold. It travels in the envelope so a loaded session counts the
 /// host-enforced limits from where the writer stopped and names futures as
@@ -190,11 +130,6 @@ pub struct LoadedSession {
     /// What the engine restores.
     pub flight: FlightRecord,
 }
-
-/// Serialization failed (a payload larger than a message can hold).
-#[derive(Debug, Error)]
-#[error("cannot dump: {0}")]
-pub struct DumpEncodeError(pub String);
 
 /// Dumps a compiled, not yet started program.
 pub fn dump_program(program: &MontyRun, key: &DumpKey) -> Result<WireMessage, DumpEncodeError> {

@@ -1,8 +1,13 @@
-//! Errors of the wire codec.
+//! Every error of the crate, and how each becomes what a host reads.
 //!
-//! Decoding reads bytes a host wrote, so every way those bytes can be wrong has
-//! its own variant: a host (or a test) can tell a truncated message from a
-//! forward reference from a bad bigint without parsing a string.
+//! - [`DecodeError`] and [`EncodeError`]: the codec. Decoding reads bytes a
+//!   host wrote, so every way those bytes can be wrong has its own variant: a
+//!   host (or a test) can tell a truncated message from a forward reference
+//!   from a bad bigint without parsing a string.
+//! - [`DumpError`] and [`DumpEncodeError`]: dump envelopes.
+//! - [`ProtocolError`] and its [`ErrorCode`]: what a refused request answers
+//!   (`protocolError` in the schema). The conversions at the end of this file
+//!   are the one place that decides which code each error gets.
 
 use thiserror::Error;
 
@@ -10,10 +15,15 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DecodeError {
-    /// The bytes are not a well-formed Cap'n Proto message: truncated, a bad
-    /// segment table, a pointer out of bounds, a pointer of the wrong kind, ...
+    /// The bytes are not a well-formed Cap'n Proto message: a bad segment
+    /// table, a pointer out of bounds, a pointer of the wrong kind, ...
     #[error("malformed message: {0}")]
     Malformed(capnp::Error),
+
+    /// The bytes end before the message does: fewer than the 8 bytes of the
+    /// smallest segment table, or fewer than the table announces.
+    #[error("truncated message: {0}")]
+    Truncated(String),
 
     /// Bytes were left over after the message ended.
     #[error("{count} trailing bytes after the end of the message")]
@@ -123,6 +133,13 @@ pub enum DecodeError {
         name: String,
     },
 
+    /// A named time zone the bundled IANA database does not hold.
+    #[error("unknown time zone {name:?}")]
+    UnknownTimeZone {
+        /// The name found.
+        name: String,
+    },
+
     /// A module stub whose name monty refuses (not an identifier path, or a
     /// name the sandbox reserves).
     #[error("invalid module stub {module:?}: {reason}")]
@@ -180,6 +197,7 @@ impl From<capnp::Error> for DecodeError {
             // A message larger than the limit is refused before any reading
             // (`MessageTooLarge`); one that revisits data fails while read.
             capnp::ErrorKind::ReadLimitExceeded | capnp::ErrorKind::MessageTooLarge(_) => Self::TraversalLimit,
+            capnp::ErrorKind::MessageEndsPrematurely(..) => Self::Truncated(err.to_string()),
             _ => Self::Malformed(err),
         }
     }
@@ -206,4 +224,170 @@ pub enum EncodeError {
     /// The Cap'n Proto builder failed.
     #[error("could not build message: {0}")]
     Capnp(#[from] capnp::Error),
+}
+
+/// Why dump bytes could not be loaded.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DumpError {
+    /// The bytes are not a dump envelope.
+    #[error("not a monty-wire dump: {0}")]
+    NotADump(#[from] DecodeError),
+    /// The envelope holds something the request does not load.
+    #[error("the dump holds a {found}, which {request} does not load")]
+    WrongKind {
+        /// The request.
+        request: &'static str,
+        /// What the envelope says it holds.
+        found: &'static str,
+    },
+    /// An envelope kind this build does not know.
+    #[error("the dump holds kind {0}, which this build does not know")]
+    UnknownKind(u16),
+    /// A newer protocol wrote the envelope.
+    #[error("the dump was written by protocol version {found}; this build speaks version {supported}")]
+    NewerProtocol {
+        /// The writer's protocol version.
+        found: u32,
+        /// This build's protocol version.
+        supported: u32,
+    },
+    /// Another monty release wrote the payload.
+    #[error("the dump was written by monty {found}; this build embeds monty {expected}")]
+    MontyVersion {
+        /// The writer's monty version.
+        found: String,
+        /// This build's monty version.
+        expected: &'static str,
+    },
+    /// The payload's dump format is one this build's monty cannot read.
+    #[error(
+        "the dump's payload is in monty dump format version {found}; this build (monty {monty}) reads versions {min_supported} to {max_supported}"
+    )]
+    DumpVersion {
+        /// The format version the envelope declares.
+        found: u16,
+        /// The oldest this build reads.
+        min_supported: u16,
+        /// The newest this build reads.
+        max_supported: u16,
+        /// This build's monty version.
+        monty: &'static str,
+    },
+    /// The session has a key and the dump is not sealed.
+    #[error("the dump is not sealed, and this session only loads dumps sealed with its key")]
+    NotSealed,
+    /// The dump is sealed and the session has no key to check it with.
+    #[error("the dump is sealed, and this session has no key to check it (send setDumpKey first)")]
+    NoKey,
+    /// The seal does not verify: tampered, truncated, or another key.
+    #[error("the dump's seal does not verify: it was changed, or sealed with another key")]
+    BadSeal,
+    /// The payload is not what its label says.
+    #[error("the dump's payload is corrupt: {0}")]
+    Payload(String),
+}
+
+/// Serialization failed (a payload larger than a message can hold).
+#[derive(Debug, Error)]
+#[error("cannot dump: {0}")]
+pub struct DumpEncodeError(pub String);
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    /// What went wrong, for machines.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ProtocolError {
+    /// An error with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+/// The machine-readable kind of a [`ProtocolError`] (`ErrorCode` in the schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Not a Cap'n Proto message.
+    MalformedMessage,
+    /// The bytes end before the message does.
+    TruncatedMessage,
+    /// Larger or deeper than the decoder allows.
+    LimitExceeded,
+    /// A value arena is inconsistent.
+    InvalidValue,
+    /// A request arm or enum value this library does not know.
+    UnknownRequest,
+    /// The session's state does not accept this request.
+    WrongState,
+    /// The handle is null, closed or was never opened.
+    UnknownSession,
+    /// Another thread is using the session.
+    SessionBusy,
+    /// Well-formed but unacceptable.
+    InvalidArgument,
+    /// The library failed; the session was reset.
+    InternalError,
+    /// The reply does not fit in a message.
+    ResponseTooLarge,
+    /// Bytes that are not a dump this build can load.
+    InvalidDump,
+}
+
+/// Which protocol error a request whose bytes did not decode gets.
+impl From<&DecodeError> for ProtocolError {
+    fn from(err: &DecodeError) -> Self {
+        let code = match err {
+            DecodeError::Truncated(_) => ErrorCode::TruncatedMessage,
+            DecodeError::Malformed(_) | DecodeError::TrailingBytes { .. } => ErrorCode::MalformedMessage,
+            DecodeError::TraversalLimit
+            | DecodeError::NestingLimit
+            | DecodeError::TooManyNodes { .. }
+            | DecodeError::TooDeep { .. }
+            | DecodeError::DecodedSizeLimit { .. } => ErrorCode::LimitExceeded,
+            // Only a request kind this build does not know is an unknown
+            // request; an unknown arm or enum value anywhere else is a part
+            // of a known request that this build cannot accept.
+            DecodeError::UnknownUnionArm {
+                union_name: REQUEST_UNION,
+                ..
+            } => ErrorCode::UnknownRequest,
+            // Settings a well-formed request may name that this build
+            // does not have.
+            DecodeError::UnknownTimeZone { .. } | DecodeError::InvalidModuleStub { .. } => ErrorCode::InvalidArgument,
+            _ => ErrorCode::InvalidValue,
+        };
+        ProtocolError::new(code, format!("request rejected: {err}"))
+    }
+}
+
+/// The name request decoding gives the `Request` union in
+/// [`DecodeError::UnknownUnionArm`].
+pub(crate) const REQUEST_UNION: &str = "Request";
+
+/// Dump bytes that cannot be loaded.
+impl From<DumpError> for ProtocolError {
+    fn from(err: DumpError) -> Self {
+        ProtocolError::new(ErrorCode::InvalidDump, err.to_string())
+    }
+}
+
+/// A dump too large for a message.
+impl From<DumpEncodeError> for ProtocolError {
+    fn from(err: DumpEncodeError) -> Self {
+        ProtocolError::new(ErrorCode::ResponseTooLarge, err.to_string())
+    }
 }

@@ -16,14 +16,12 @@
 
 #![warn(missing_docs)]
 
+pub mod abi;
 pub mod codec;
 pub mod dump;
 pub mod error;
-pub mod ffi;
 pub mod protocol;
 pub mod session;
-#[cfg(all(target_arch = "wasm32", feature = "wasm-reactor"))]
-pub mod wasm;
 
 /// The Rust bindings generated from `schema/monty_wire.capnp`; the schema
 /// file documents every field.
@@ -33,6 +31,7 @@ pub mod schema {
     pub use monty_wire_capnp::*;
 }
 
+pub use abi::ffi;
 pub use codec::{
     DecodeLimits, WireMessage, decode_exception, decode_request, decode_response, decode_value, encode_exception,
     encode_request, encode_response, encode_value,

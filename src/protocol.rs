@@ -14,6 +14,8 @@ use monty_types::{
     PrintStream, ResourceLimits, SourceRange, TypeCheckingFormat,
 };
 
+pub use crate::error::{ErrorCode, ProtocolError};
+
 /// One request to a session.
 #[derive(Debug, Clone)]
 pub enum Request {
@@ -361,60 +363,6 @@ pub struct ResolveFuturesEvent {
     pub pending_call_ids: Vec<u32>,
     /// The await the main task is blocked on.
     pub position: SourceRange,
-}
-
-/// A refused request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolError {
-    /// What went wrong, for machines.
-    pub code: ErrorCode,
-    /// What went wrong, for people.
-    pub message: String,
-}
-
-impl ProtocolError {
-    /// An error with this code and message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}: {}", self.code, self.message)
-    }
-}
-
-/// The machine-readable kind of a [`ProtocolError`] (`ErrorCode` in the schema).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// Not a Cap'n Proto message.
-    MalformedMessage,
-    /// The bytes end before the message does.
-    TruncatedMessage,
-    /// Larger or deeper than the decoder allows.
-    LimitExceeded,
-    /// A value arena is inconsistent.
-    InvalidValue,
-    /// A request arm or enum value this library does not know.
-    UnknownRequest,
-    /// The session's state does not accept this request.
-    WrongState,
-    /// The handle is null, closed or was never opened.
-    UnknownSession,
-    /// Another thread is using the session.
-    SessionBusy,
-    /// Well-formed but unacceptable.
-    InvalidArgument,
-    /// The library failed; the session was reset.
-    InternalError,
-    /// The reply does not fit in a message.
-    ResponseTooLarge,
-    /// Bytes that are not a dump this build can load.
-    InvalidDump,
 }
 
 /// One piece of print output.

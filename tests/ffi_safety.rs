@@ -32,7 +32,7 @@ fn run_request() -> WireMessage {
 #[test]
 fn the_version_is_the_schemas() {
     assert_eq!(monty_wire_protocol_version(), monty_wire::PROTOCOL_VERSION);
-    assert_eq!(monty_wire::PROTOCOL_VERSION, 2);
+    assert_eq!(monty_wire::PROTOCOL_VERSION, 3);
 }
 
 #[test]
@@ -131,10 +131,8 @@ fn null_closed_and_made_up_handles_get_unknown_session() {
     assert_eq!(monty_wire_session_close(handle), MONTY_WIRE_UNKNOWN_SESSION);
     assert_eq!(monty_wire_session_close(0), MONTY_WIRE_UNKNOWN_SESSION);
     // SAFETY: a null callback with null user data.
-    assert_eq!(
-        unsafe { monty_wire_set_print_callback(handle, None, std::ptr::null_mut()) },
-        MONTY_WIRE_UNKNOWN_SESSION
-    );
+    let status = unsafe { monty_wire_set_print_callback(handle, None, std::ptr::null_mut()) };
+    assert_eq!(status, MONTY_WIRE_UNKNOWN_SESSION);
 }
 
 #[test]
@@ -221,10 +219,8 @@ fn a_second_thread_gets_busy_and_the_print_callback_is_live() {
     let sender = Box::new(sender);
     let user_data = (&raw const *sender).cast_mut().cast::<c_void>();
     // SAFETY: `sender` outlives every dispatch to this session in this test.
-    assert_eq!(
-        unsafe { monty_wire_set_print_callback(host.handle, Some(signal_print), user_data) },
-        MONTY_WIRE_OK
-    );
+    let status = unsafe { monty_wire_set_print_callback(host.handle, Some(signal_print), user_data) };
+    assert_eq!(status, MONTY_WIRE_OK);
     let handle = host.handle;
     let worker = std::thread::spawn(move || {
         let message = encode_request(&Request::Run(vec![])).expect("encodes");
@@ -237,19 +233,15 @@ fn a_second_thread_gets_busy_and_the_print_callback_is_live() {
     assert_eq!(first, (0, "started".into()));
     expect_code(dispatch_bytes(handle, run_request().as_bytes()), ErrorCode::SessionBusy);
     // SAFETY: a null callback.
-    assert_eq!(
-        unsafe { monty_wire_set_print_callback(handle, None, std::ptr::null_mut()) },
-        MONTY_WIRE_SESSION_BUSY
-    );
+    let status = unsafe { monty_wire_set_print_callback(handle, None, std::ptr::null_mut()) };
+    assert_eq!(status, MONTY_WIRE_SESSION_BUSY);
     let response = worker.join().expect("worker");
     // The live output is also in the response.
     assert_eq!(response.output[0].text, "started\n");
     assert!(matches!(response.outcome, Outcome::PythonError(_)));
     // SAFETY: removes the callback before `sender` is dropped.
-    assert_eq!(
-        unsafe { monty_wire_set_print_callback(handle, None, std::ptr::null_mut()) },
-        MONTY_WIRE_OK
-    );
+    let status = unsafe { monty_wire_set_print_callback(handle, None, std::ptr::null_mut()) };
+    assert_eq!(status, MONTY_WIRE_OK);
 }
 
 #[test]

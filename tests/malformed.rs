@@ -115,11 +115,12 @@ fn empty_input_is_malformed() {
 }
 
 #[test]
-fn truncated_message_is_malformed() {
+fn a_cut_message_is_truncated() {
     let bytes = sample_message();
-    for len in [4, 8, bytes.len() / 2, bytes.len() - 8] {
+    for len in [1, 4, 7, 8, bytes.len() / 2, bytes.len() - 8] {
         let err = decode(&bytes[..len]).unwrap_err();
-        assert!(matches!(err, DecodeError::Malformed(_)), "cut at {len}: {err:?}");
+        assert!(matches!(err, DecodeError::Truncated(_)), "cut at {len}: {err:?}");
+        assert!(err.to_string().starts_with("truncated message"), "{err}");
     }
 }
 

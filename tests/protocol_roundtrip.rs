@@ -786,11 +786,8 @@ fn an_unknown_time_zone_is_refused() {
         open.init_os_policy().init_time_zone().set_named("Mars/Olympus_Mons");
     });
     match result {
-        Err(DecodeError::UnknownName {
-            kind: "time zone",
-            name,
-        }) => assert_eq!(name, "Mars/Olympus_Mons"),
-        other => panic!("expected UnknownName, got {other:?}"),
+        Err(DecodeError::UnknownTimeZone { name }) => assert_eq!(name, "Mars/Olympus_Mons"),
+        other => panic!("expected UnknownTimeZone, got {other:?}"),
     }
     // Path-shaped names never reach the database.
     let result = decode_raw_request(|b| {
@@ -799,10 +796,7 @@ fn an_unknown_time_zone_is_refused() {
             .init_time_zone()
             .set_named("../etc/passwd");
     });
-    assert!(matches!(
-        result,
-        Err(DecodeError::UnknownName { kind: "time zone", .. })
-    ));
+    assert!(matches!(result, Err(DecodeError::UnknownTimeZone { .. })));
 }
 
 #[test]

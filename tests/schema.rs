@@ -41,5 +41,5 @@ fn schema_is_current() {
 #[test]
 fn protocol_version_matches_the_schema_constant() {
     assert_eq!(monty_wire::PROTOCOL_VERSION, wire::PROTOCOL_VERSION);
-    assert_eq!(monty_wire::PROTOCOL_VERSION, 2);
+    assert_eq!(monty_wire::PROTOCOL_VERSION, 3);
 }

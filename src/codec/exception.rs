@@ -7,9 +7,8 @@ use monty_types::{
     CodeLoc, ExcData, ExcType, JsonErrorData, MontyException, StackFrame, UnicodeErrorData, UnicodeErrorObject,
 };
 
+use super::fields::{checked_data, checked_text, to_usize, unknown_arm, unknown_enum, wire_len};
 use super::message::DecodeContext;
-use super::value::{checked_data, checked_text, unknown_arm, unknown_enum};
-use super::wire_len;
 use crate::{
     error::{DecodeError, EncodeError},
     schema::monty_wire_capnp as wire,
@@ -245,9 +244,4 @@ fn read_frame(r: wire::stack_frame::Reader<'_>, ctx: &mut DecodeContext) -> Resu
         hide_caret: r.get_hide_caret(),
         hide_frame_name: r.get_hide_frame_name(),
     })
-}
-
-/// Narrows a wire `UInt64` to `usize`, which is 32 bits on wasm32.
-pub(crate) fn to_usize(value: u64, field: &'static str) -> Result<usize, DecodeError> {
-    usize::try_from(value).map_err(|_| DecodeError::IntegerOutOfRange { field, value })
 }

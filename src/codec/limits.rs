@@ -4,19 +4,12 @@ use std::time::Duration;
 
 use monty_types::{ResourceLimits, SourceRange};
 
-use super::exception::to_usize;
+use super::fields::{checked_text, duration_nanos, to_usize, unknown_arm};
 use super::message::DecodeContext;
-use super::value::{checked_text, unknown_arm};
 use crate::{
     error::{DecodeError, EncodeError},
     schema::monty_wire_capnp as wire,
 };
-
-/// Durations cross as whole nanoseconds; anything past `u64::MAX` ns (about
-/// 584 years) is saturated, which no limit can tell apart from "unlimited".
-pub(crate) fn duration_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
 
 /// Writes every field of `limits`.
 pub fn write_limits(limits: &ResourceLimits, mut b: wire::resource_limits::Builder<'_>) {

@@ -336,6 +336,15 @@ pub fn read_message<'a>(
     bytes: &'a [u8],
     limits: &DecodeLimits,
 ) -> Result<message::Reader<BufferSegments<&'a [u8]>>, DecodeError> {
+    // Fewer bytes than the smallest segment table: capnp calls that
+    // malformed, but it is a message cut short (an empty slice is no message
+    // at all, and stays malformed).
+    if (1..8).contains(&bytes.len()) {
+        return Err(DecodeError::Truncated(format!(
+            "{} bytes, fewer than the 8 of a segment table",
+            bytes.len()
+        )));
+    }
     let mut rest = bytes;
     let reader = serialize::read_message_from_flat_slice(&mut rest, limits.reader_options())?;
     if !rest.is_empty() {

@@ -11,7 +11,7 @@ macro_rules! read_optional_text {
     ($ctx:expr, $group:expr, $($module:ident)::+, $field:literal) => {
         match $group
             .which()
-            .map_err(|e| $crate::codec::value::unknown_arm($field, e))?
+            .map_err(|e| $crate::codec::fields::unknown_arm($field, e))?
         {
             $($module)::+::Which::None(()) => None,
             $($module)::+::Which::Some(t) => Some($ctx.text(t, $field)?),
@@ -24,7 +24,7 @@ macro_rules! write_optional_text {
     ($group:expr, $value:expr, $what:literal) => {
         match $value {
             None => $group.set_none(()),
-            Some(text) => $group.set_some($crate::codec::value::checked_text(text, $what)?),
+            Some(text) => $group.set_some($crate::codec::fields::checked_text(text, $what)?),
         }
     };
 }
@@ -57,6 +57,7 @@ macro_rules! enum_table {
 }
 
 pub mod exception;
+pub(crate) mod fields;
 pub mod limits;
 pub mod message;
 pub mod os;
@@ -73,21 +74,6 @@ use crate::{
     schema::monty_wire_capnp as wire,
 };
 pub use message::{DecodeContext, DecodeLimits, FramedAllocator, WireMessage, builder_with_capacity, read_message};
-
-/// The most elements a Cap'n Proto list can hold.
-const MAX_LIST_LEN: usize = (1 << 29) - 1;
-
-/// A list length as the `u32` Cap'n Proto takes, or an error past its bound.
-pub(crate) fn wire_len(len: usize, what: &'static str) -> Result<u32, EncodeError> {
-    if len > MAX_LIST_LEN {
-        return Err(EncodeError::TooLarge {
-            what,
-            len,
-            max: MAX_LIST_LEN,
-        });
-    }
-    Ok(u32::try_from(len).expect("bounded by MAX_LIST_LEN"))
-}
 
 /// Encodes `value` as a message whose root is a `Value`.
 pub fn encode_value(value: &MontyObject) -> Result<WireMessage, EncodeError> {

@@ -11,14 +11,10 @@ use monty_types::{
 };
 
 use super::{
-    exception::to_usize,
-    limits::duration_nanos,
+    fields::{checked_data, checked_text, duration_nanos, to_usize, unknown_arm, unknown_enum, wire_len},
     message::DecodeContext,
-    value::{
-        checked_data, checked_text, file_mode_from_wire, file_mode_to_wire, read_big_int, read_value, unknown_arm,
-        unknown_enum, write_big_int, write_value,
-    },
-    value_words, wire_len,
+    value::{file_mode_from_wire, file_mode_to_wire, read_big_int, read_value, write_big_int, write_value},
+    value_words,
 };
 use crate::{
     error::{DecodeError, EncodeError},
@@ -167,10 +163,7 @@ pub fn read_os_policy(r: wire::os_policy::Reader<'_>, ctx: &mut DecodeContext) -
         }
         time_zone::Which::Named(name) => {
             let name = ctx.text(name, "OsPolicy.timeZone.named")?;
-            SandboxTimeZone::named(&name).map_err(|_| DecodeError::UnknownName {
-                kind: "time zone",
-                name,
-            })?
+            SandboxTimeZone::named(&name).map_err(|_| DecodeError::UnknownTimeZone { name })?
         }
     };
 

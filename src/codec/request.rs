@@ -9,15 +9,13 @@ use monty_types::{
 use super::{
     exception::{read_exception, write_exception},
     exception_words,
+    fields::{checked_data, checked_text, unknown_arm, wire_len},
     limits::{read_limits, write_limits},
     message::DecodeContext,
     os::{read_compile_options, read_os_policy, write_compile_options, write_os_policy},
     typecheck::{read_options, read_repl_type_check, write_options},
-    value::{
-        checked_data, checked_text, estimated_words as graph_words, graph_error, read_graph, read_value, unknown_arm,
-        write_graph, write_value,
-    },
-    value_words, wire_len,
+    value::{estimated_words as graph_words, graph_error, read_graph, read_value, write_graph, write_value},
+    value_words,
 };
 use crate::{
     error::{DecodeError, EncodeError},
@@ -258,86 +256,88 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
 pub fn read_request(r: wire::request::Reader<'_>, ctx: &mut DecodeContext) -> Result<Request, DecodeError> {
     use wire::request::Which;
 
-    Ok(match r.which().map_err(|e| unknown_arm("Request", e))? {
-        Which::OpenRun(open) => {
-            ctx.charge(std::mem::size_of::<OpenRun>() as u64)?;
-            Request::OpenRun(Box::new(read_open_run(open?, ctx)?))
-        }
-        Which::Run(inputs) => Request::Run(read_inputs(inputs?, ctx)?),
-        Which::Start(inputs) => Request::Start(read_inputs(inputs?, ctx)?),
-        Which::ResumeCall(result) => Request::ResumeCall(read_call_result(result?, ctx)?),
-        Which::ResumeOsCall(result) => Request::ResumeOsCall(read_call_result(result?, ctx)?),
-        Which::ResumeNameLookup(result) => {
-            use wire::name_lookup_result::Which as Lookup;
-            Request::ResumeNameLookup(match result?.which().map_err(|e| unknown_arm("NameLookupResult", e))? {
-                Lookup::Value(value) => NameLookupResult::Value(read_value(value?, ctx)?),
-                Lookup::Undefined(()) => NameLookupResult::Undefined,
-                Lookup::Exception(exc) => NameLookupResult::Exception(read_exception(exc?, ctx)?),
-            })
-        }
-        Which::ResolveFutures(list) => {
-            let list = list?;
-            let mut results = ctx.vec(list.len())?;
-            for entry in list.iter() {
-                results.push((entry.get_call_id(), read_call_result(entry.get_result()?, ctx)?));
+    Ok(
+        match r.which().map_err(|e| unknown_arm(crate::error::REQUEST_UNION, e))? {
+            Which::OpenRun(open) => {
+                ctx.charge(std::mem::size_of::<OpenRun>() as u64)?;
+                Request::OpenRun(Box::new(read_open_run(open?, ctx)?))
             }
-            Request::ResolveFutures(results)
-        }
-        Which::Abort(exc) => Request::Abort(read_exception(exc?, ctx)?),
-        Which::SetLimits(limits) => Request::SetLimits(read_limits(limits?)?),
-        Which::DumpProgram(()) => Request::DumpProgram,
-        Which::LoadProgram(load) => {
-            let load = load?;
-            Request::LoadProgram {
-                dump: ctx.data(load.get_dump())?,
-                limits: read_limits(load.get_limits()?)?,
+            Which::Run(inputs) => Request::Run(read_inputs(inputs?, ctx)?),
+            Which::Start(inputs) => Request::Start(read_inputs(inputs?, ctx)?),
+            Which::ResumeCall(result) => Request::ResumeCall(read_call_result(result?, ctx)?),
+            Which::ResumeOsCall(result) => Request::ResumeOsCall(read_call_result(result?, ctx)?),
+            Which::ResumeNameLookup(result) => {
+                use wire::name_lookup_result::Which as Lookup;
+                Request::ResumeNameLookup(match result?.which().map_err(|e| unknown_arm("NameLookupResult", e))? {
+                    Lookup::Value(value) => NameLookupResult::Value(read_value(value?, ctx)?),
+                    Lookup::Undefined(()) => NameLookupResult::Undefined,
+                    Lookup::Exception(exc) => NameLookupResult::Exception(read_exception(exc?, ctx)?),
+                })
             }
-        }
-        Which::OpenRepl(open) => {
-            let open = open?;
-            ctx.charge(std::mem::size_of::<OpenRepl>() as u64)?;
-            Request::OpenRepl(Box::new(OpenRepl {
-                script_name: ctx.text(open.get_script_name(), "OpenRepl.scriptName")?,
-                compile_options: read_compile_options(open.get_compile_options()?)?,
-                limits: read_limits(open.get_limits()?)?,
-                os_policy: read_os_policy(open.get_os_policy()?, ctx)?,
-                cwd: ctx.text(open.get_cwd(), "OpenRepl.cwd")?,
-                type_check: read_repl_type_check(open.get_type_check(), ctx)?,
-            }))
-        }
-        Which::FeedRun(feed) => Request::FeedRun(read_feed(feed?, ctx)?),
-        Which::FeedStart(feed) => Request::FeedStart(read_feed(feed?, ctx)?),
-        Which::DetectContinuation(source) => {
-            Request::DetectContinuation(ctx.text(source, "Request.detectContinuation")?)
-        }
-        Which::ListFunctions(()) => Request::ListFunctions,
-        Which::CallFunction(call) => {
-            let call = call?;
-            Request::CallFunction {
-                name: ctx.text(call.get_name(), "CallFunction.name")?,
-                args: read_inputs(call.get_args()?, ctx)?,
+            Which::ResolveFutures(list) => {
+                let list = list?;
+                let mut results = ctx.vec(list.len())?;
+                for entry in list.iter() {
+                    results.push((entry.get_call_id(), read_call_result(entry.get_result()?, ctx)?));
+                }
+                Request::ResolveFutures(results)
             }
-        }
-        Which::DumpSession(()) => Request::DumpSession,
-        Which::LoadSession(load) => {
-            let load = load?;
-            Request::LoadSession {
-                dump: ctx.data(load.get_dump())?,
-                limits: read_limits(load.get_limits()?)?,
+            Which::Abort(exc) => Request::Abort(read_exception(exc?, ctx)?),
+            Which::SetLimits(limits) => Request::SetLimits(read_limits(limits?)?),
+            Which::DumpProgram(()) => Request::DumpProgram,
+            Which::LoadProgram(load) => {
+                let load = load?;
+                Request::LoadProgram {
+                    dump: ctx.data(load.get_dump())?,
+                    limits: read_limits(load.get_limits()?)?,
+                }
             }
-        }
-        Which::TypeCheck(check) => {
-            let check = check?;
-            ctx.charge(std::mem::size_of::<TypeCheck>() as u64)?;
-            Request::TypeCheck(Box::new(TypeCheck {
-                code: ctx.text(check.get_code(), "TypeCheck.code")?,
-                prefix_code: ctx.text(check.get_prefix_code(), "TypeCheck.prefixCode")?,
-                script_name: ctx.text(check.get_script_name(), "TypeCheck.scriptName")?,
-                options: read_options(check.get_options()?, ctx)?,
-            }))
-        }
-        Which::SetDumpKey(key) => Request::SetDumpKey(ctx.data(key)?),
-    })
+            Which::OpenRepl(open) => {
+                let open = open?;
+                ctx.charge(std::mem::size_of::<OpenRepl>() as u64)?;
+                Request::OpenRepl(Box::new(OpenRepl {
+                    script_name: ctx.text(open.get_script_name(), "OpenRepl.scriptName")?,
+                    compile_options: read_compile_options(open.get_compile_options()?)?,
+                    limits: read_limits(open.get_limits()?)?,
+                    os_policy: read_os_policy(open.get_os_policy()?, ctx)?,
+                    cwd: ctx.text(open.get_cwd(), "OpenRepl.cwd")?,
+                    type_check: read_repl_type_check(open.get_type_check(), ctx)?,
+                }))
+            }
+            Which::FeedRun(feed) => Request::FeedRun(read_feed(feed?, ctx)?),
+            Which::FeedStart(feed) => Request::FeedStart(read_feed(feed?, ctx)?),
+            Which::DetectContinuation(source) => {
+                Request::DetectContinuation(ctx.text(source, "Request.detectContinuation")?)
+            }
+            Which::ListFunctions(()) => Request::ListFunctions,
+            Which::CallFunction(call) => {
+                let call = call?;
+                Request::CallFunction {
+                    name: ctx.text(call.get_name(), "CallFunction.name")?,
+                    args: read_inputs(call.get_args()?, ctx)?,
+                }
+            }
+            Which::DumpSession(()) => Request::DumpSession,
+            Which::LoadSession(load) => {
+                let load = load?;
+                Request::LoadSession {
+                    dump: ctx.data(load.get_dump())?,
+                    limits: read_limits(load.get_limits()?)?,
+                }
+            }
+            Which::TypeCheck(check) => {
+                let check = check?;
+                ctx.charge(std::mem::size_of::<TypeCheck>() as u64)?;
+                Request::TypeCheck(Box::new(TypeCheck {
+                    code: ctx.text(check.get_code(), "TypeCheck.code")?,
+                    prefix_code: ctx.text(check.get_prefix_code(), "TypeCheck.prefixCode")?,
+                    script_name: ctx.text(check.get_script_name(), "TypeCheck.scriptName")?,
+                    options: read_options(check.get_options()?, ctx)?,
+                }))
+            }
+            Which::SetDumpKey(key) => Request::SetDumpKey(ctx.data(key)?),
+        },
+    )
 }
 
 fn read_feed(r: wire::feed::Reader<'_>, ctx: &mut DecodeContext) -> Result<Feed, DecodeError> {

@@ -8,15 +8,16 @@ use monty_types::{CallArgs, PrintStream, unstable};
 use super::{
     exception::{read_exception, write_exception},
     exception_words,
-    limits::{duration_nanos, read_source_range, write_source_range},
+    fields::{checked_data, checked_text, duration_nanos, unknown_arm, unknown_enum, wire_len},
+    limits::{read_source_range, write_source_range},
     message::DecodeContext,
     os,
     typecheck::{continuation_from_wire, continuation_to_wire, read_report, write_report},
     value::{
-        checked_data, checked_text, estimated_words as graph_words, graph_error, read_graph, read_uuid, read_value,
-        unknown_arm, unknown_enum, write_graph, write_pairs, write_value,
+        estimated_words as graph_words, graph_error, read_graph, read_uuid, read_value, write_graph, write_pairs,
+        write_value,
     },
-    value_words, wire_len,
+    value_words,
 };
 use crate::{
     error::{DecodeError, EncodeError},

@@ -5,11 +5,8 @@ use capnp::struct_list;
 use monty::ReplContinuationMode;
 use monty_types::{ModuleStub, TypeCheckingFormat};
 
-use super::{
-    message::DecodeContext,
-    value::{checked_text, unknown_arm, unknown_enum},
-    wire_len,
-};
+use super::fields::{checked_text, unknown_arm, unknown_enum, wire_len};
+use super::message::DecodeContext;
 use crate::{
     error::{DecodeError, EncodeError},
     protocol::{Diagnostic, Severity, TypeCheckOptions, TypeCheckReport},

@@ -16,8 +16,8 @@ use num_bigint::{BigInt, Sign};
 
 use super::{
     exception::{exc_type_from_wire, exc_type_to_wire},
+    fields::{checked_data, checked_text, unknown_arm, unknown_enum, wire_len},
     message::DecodeContext,
-    wire_len,
 };
 use crate::{
     error::{DecodeError, EncodeError},
@@ -269,32 +269,6 @@ pub(crate) fn file_mode_from_wire(mode: wire::FileMode, binary: bool) -> FileMod
         wire::FileMode::WriteUpdate => FileMode::WriteUpdate(binary),
         wire::FileMode::Append => FileMode::Append(binary),
         wire::FileMode::AppendUpdate => FileMode::AppendUpdate(binary),
-    }
-}
-
-/// The longest text or data blob a message can hold (2^29 - 1 bytes, less
-/// the NUL terminator text carries).
-const MAX_BLOB_LEN: usize = (1 << 29) - 2;
-
-pub(crate) fn checked_text<'a>(s: &'a str, what: &'static str) -> Result<&'a str, EncodeError> {
-    check_blob(s.len(), what)?;
-    Ok(s)
-}
-
-pub(crate) fn checked_data<'a>(d: &'a [u8], what: &'static str) -> Result<&'a [u8], EncodeError> {
-    check_blob(d.len(), what)?;
-    Ok(d)
-}
-
-fn check_blob(len: usize, what: &'static str) -> Result<(), EncodeError> {
-    if len > MAX_BLOB_LEN {
-        Err(EncodeError::TooLarge {
-            what,
-            len,
-            max: MAX_BLOB_LEN,
-        })
-    } else {
-        Ok(())
     }
 }
 
@@ -630,18 +604,4 @@ pub(crate) fn read_uuid(
         field,
         len: bytes.len(),
     })
-}
-
-pub(crate) fn unknown_enum(enum_name: &'static str, err: capnp::NotInSchema) -> DecodeError {
-    DecodeError::UnknownEnumValue {
-        enum_name,
-        value: err.0,
-    }
-}
-
-pub(crate) fn unknown_arm(union_name: &'static str, err: capnp::NotInSchema) -> DecodeError {
-    DecodeError::UnknownUnionArm {
-        union_name,
-        value: err.0,
-    }
 }

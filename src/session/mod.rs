@@ -19,16 +19,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use monty_types::PrintWriter;
+use monty_types::{ExcType, MontyException, PrintWriter};
 pub use output::PrintSink;
 use output::TurnOutput;
 use repl::ReplSession;
-use run::{RunSession, dump_error};
+use run::RunSession;
 
 use crate::{
     codec::{DecodeLimits, WireMessage, decode_request, encode_response},
     dump::{self, DumpKey},
-    error::DecodeError,
+    error::EncodeError,
     protocol::{ErrorCode, Outcome, ProtocolError, Request, Response, Usage},
 };
 
@@ -99,7 +99,7 @@ impl Default for Session {
 }
 
 impl Session {
-    /// An empty session: its first request opens a run.
+    /// An empty session: its first request opens or loads a run or a REPL.
     #[must_use]
     pub fn new() -> Self {
         Self::with_decode_limits(DecodeLimits::default())
@@ -137,7 +137,7 @@ impl Session {
         let response = match decode_request(request, &self.decode_limits) {
             Ok(request) => self.handle_since(request, started),
             Err(err) => Response {
-                outcome: Outcome::ProtocolError(protocol_error_for(&err)),
+                outcome: Outcome::ProtocolError(ProtocolError::from(&err)),
                 output: Vec::new(),
                 usage: Usage {
                     wall: started.elapsed(),
@@ -145,7 +145,36 @@ impl Session {
                 },
             },
         };
-        encode_or_report(&response)
+        match encode_response(&response) {
+            Ok(message) => message,
+            Err(err) => self.too_large_to_send(&response, &err, started),
+        }
+    }
+
+    /// The answer to a request whose response does not fit in a message.
+    ///
+    /// The request has been carried out, and the host cannot be told where
+    /// it left the session, so a run or snippet it left suspended is aborted
+    /// (as an `abort` request would) rather than left waiting on an answer to
+    /// a call the host never saw: the session is ready (a run) or idle (a
+    /// REPL) again, and what the request did before that stays done.
+    fn too_large_to_send(&mut self, response: &Response, err: &EncodeError, started: Instant) -> WireMessage {
+        let suspended = matches!(
+            response.outcome,
+            Outcome::FunctionCall(_) | Outcome::OsCall(_) | Outcome::NameLookup(_) | Outcome::ResolveFutures(_)
+        );
+        let mut message = format!("the response cannot be encoded: {err}");
+        if suspended {
+            let abort = MontyException::new(
+                ExcType::RuntimeError,
+                Some("the run's request to the host was too large to send".to_owned()),
+            );
+            // Its outcome (the run ending with that exception) fits, but the
+            // host is told why in the error instead.
+            self.handle_since(Request::Abort(abort), started);
+            message.push_str("; the run in flight was aborted, and the session is ready again");
+        }
+        error_response(ProtocolError::new(ErrorCode::ResponseTooLarge, message))
     }
 
     /// Handles one decoded request.
@@ -301,8 +330,7 @@ fn dispatch(
                 Ok(Outcome::Ok)
             }
             Request::LoadSession { dump, limits } => {
-                let dump::LoadedSession { session, flight } =
-                    dump::load_session(&dump, context.dump_key).map_err(dump_error)?;
+                let dump::LoadedSession { session, flight } = dump::load_session(&dump, context.dump_key)?;
                 *state = match session.state {
                     monty::Session::Running(progress) => State::Run(Box::new(RunSession::resume_loaded(
                         progress,
@@ -319,37 +347,6 @@ fn dispatch(
                 "the session is empty: open a run or a REPL (openRun, loadProgram, openRepl, loadSession) first",
             )),
         },
-    }
-}
-
-/// The protocol error for request bytes that did not decode.
-#[must_use]
-pub fn protocol_error_for(err: &DecodeError) -> ProtocolError {
-    let code = match err {
-        DecodeError::Malformed(e) if matches!(e.kind, capnp::ErrorKind::MessageEndsPrematurely(..)) => {
-            ErrorCode::TruncatedMessage
-        }
-        DecodeError::Malformed(_) | DecodeError::TrailingBytes { .. } => ErrorCode::MalformedMessage,
-        DecodeError::TraversalLimit
-        | DecodeError::NestingLimit
-        | DecodeError::TooManyNodes { .. }
-        | DecodeError::TooDeep { .. }
-        | DecodeError::DecodedSizeLimit { .. } => ErrorCode::LimitExceeded,
-        DecodeError::UnknownEnumValue { .. } | DecodeError::UnknownUnionArm { .. } => ErrorCode::UnknownRequest,
-        _ => ErrorCode::InvalidValue,
-    };
-    ProtocolError::new(code, format!("request rejected: {err}"))
-}
-
-/// Encodes `response`; one too large for a message becomes a
-/// `responseTooLarge` error, which always fits.
-pub(crate) fn encode_or_report(response: &Response) -> WireMessage {
-    match encode_response(response) {
-        Ok(message) => message,
-        Err(err) => error_response(ProtocolError::new(
-            ErrorCode::ResponseTooLarge,
-            format!("the response cannot be encoded: {err}"),
-        )),
     }
 }
 

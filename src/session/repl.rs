@@ -12,7 +12,6 @@ use monty_types::{ResourceLimits, ResourceTracker, validate_cwd};
 use super::typecheck::ReplTypeCheck;
 use super::{
     Turn,
-    run::dump_too_large,
     suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
 };
 #[cfg(feature = "type-check")]
@@ -206,10 +205,9 @@ impl ReplSession {
                 #[cfg(not(feature = "type-check"))]
                 let (type_check, module_stubs) = (None, &[][..]);
                 let flight = self.flight.record();
-                dump::dump_session(state, &self.script_name, type_check, module_stubs, &flight, key).map_or_else(
-                    |e| Err(dump_too_large(e)),
-                    |message| Ok(Outcome::Dump(message.into_bytes())),
-                )
+                dump::dump_session(state, &self.script_name, type_check, module_stubs, &flight, key)
+                    .map(|message| Outcome::Dump(message.into_bytes()))
+                    .map_err(Into::into)
             }
             resume @ (Request::ResumeCall(_)
             | Request::ResumeOsCall(_)

@@ -58,7 +58,7 @@ impl RunSession {
 
     /// A session around a program from [`dump::load_program`].
     pub(crate) fn load(dump: &[u8], key: &DumpKey, limits: ResourceLimits) -> Result<Self, ProtocolError> {
-        let program = dump::load_program(dump, key).map_err(dump_error)?;
+        let program = dump::load_program(dump, key)?;
         Ok(Self::new(Some(program), String::new(), limits, None))
     }
 
@@ -141,10 +141,9 @@ impl RunSession {
             }
             Request::DumpProgram => {
                 let program = self.program.as_ref().ok_or_else(no_program)?;
-                dump::dump_program(program, key).map_or_else(
-                    |e| Err(dump_too_large(e)),
-                    |message| Ok(Outcome::Dump(message.into_bytes())),
-                )
+                dump::dump_program(program, key)
+                    .map(|message| Outcome::Dump(message.into_bytes()))
+                    .map_err(Into::into)
             }
             Request::DumpSession => {
                 let Some(progress) = self.in_flight.as_deref() else {
@@ -161,10 +160,8 @@ impl RunSession {
                     &self.flight.record(),
                     key,
                 )
-                .map_or_else(
-                    |e| Err(dump_too_large(e)),
-                    |message| Ok(Outcome::Dump(message.into_bytes())),
-                )
+                .map(|message| Outcome::Dump(message.into_bytes()))
+                .map_err(Into::into)
             }
             resume @ (Request::ResumeCall(_)
             | Request::ResumeOsCall(_)
@@ -237,14 +234,4 @@ fn no_program() -> ProtocolError {
         ErrorCode::WrongState,
         "this session was loaded from the dump of a run in flight and has no program to start again",
     )
-}
-
-/// The protocol error for a dump too large for a message.
-pub(crate) fn dump_too_large(err: dump::DumpEncodeError) -> ProtocolError {
-    ProtocolError::new(ErrorCode::ResponseTooLarge, err.to_string())
-}
-
-/// The protocol error for dump bytes that cannot be loaded.
-pub(crate) fn dump_error(err: dump::DumpError) -> ProtocolError {
-    ProtocolError::new(ErrorCode::InvalidDump, err.to_string())
 }

@@ -126,7 +126,7 @@ def test_exception_with_three_frame_traceback(fixtures):
 
 
 def test_protocol_version_constant():
-    assert schema.protocolVersion == 2
+    assert schema.protocolVersion == 3
 
 
 def test_capnp_tool_decodes(fixtures):

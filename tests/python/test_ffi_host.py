@@ -29,7 +29,7 @@ from conftest import PRINT_CALLBACK, ExternalFunction, Host, expect, ready, requ
 
 
 def test_protocol_version_matches_the_schema(lib):
-    assert schema.protocolVersion == 2
+    assert schema.protocolVersion == 3
     assert lib.monty_wire_protocol_version() == schema.protocolVersion
 
 

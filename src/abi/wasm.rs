@@ -4,7 +4,7 @@
 //! `scripts/build-wasm.sh` turns on): without it, a wasm32 binary built from
 //! this crate stays a plain WASI command.
 //!
-//! On `wasm32` the six `extern "C"` functions of [`crate::ffi`] are exported
+//! On `wasm32` the six `extern "C"` functions of [`super::ffi`] are exported
 //! from the module as they are. A JavaScript host additionally needs:
 //!
 //! - [`monty_wire_alloc`] / [`monty_wire_dealloc`], to place request bytes
@@ -36,10 +36,7 @@ use std::{
 
 use monty_types::PrintStream;
 
-use crate::{
-    ffi::{MONTY_WIRE_OK, MONTY_WIRE_SESSION_BUSY, MONTY_WIRE_UNKNOWN_SESSION, MontyWireSession, with_session},
-    protocol::ErrorCode,
-};
+use super::registry::{MontyWireSession, set_print_sink};
 
 unsafe extern "C" {
     /// Runs the module's static constructors; synthesized by `wasm-ld`.
@@ -167,14 +164,9 @@ fn write_stdio(stream: PrintStream, text: &str) {
 /// descriptors 1 and 2, the module's own stdout and stderr: a panic's
 /// message goes there, and must not pass for Python output. It replaces a
 /// callback set with `monty_wire_set_print_callback`, and the other way
-/// round. Returns [`MONTY_WIRE_OK`], [`MONTY_WIRE_UNKNOWN_SESSION`] or
-/// [`MONTY_WIRE_SESSION_BUSY`].
+/// round. Returns `MONTY_WIRE_OK`, `MONTY_WIRE_UNKNOWN_SESSION` or
+/// `MONTY_WIRE_SESSION_BUSY`.
 #[unsafe(no_mangle)]
 pub extern "C" fn monty_wire_set_print_stdio(session: MontyWireSession, enabled: u32) -> i32 {
-    let sink = (enabled != 0).then(|| Box::new(write_stdio) as _);
-    match with_session(session, |s| s.set_print_sink(sink)) {
-        Ok(()) => MONTY_WIRE_OK,
-        Err(error) if error.code == ErrorCode::SessionBusy => MONTY_WIRE_SESSION_BUSY,
-        Err(_) => MONTY_WIRE_UNKNOWN_SESSION,
-    }
+    set_print_sink(session, (enabled != 0).then(|| Box::new(write_stdio) as _))
 }

@@ -14,40 +14,30 @@
 //!   into a session while the first is still inside gets `sessionBusy`.
 //! - No panic crosses the boundary: every entry point catches unwinding and
 //!   turns it into an `internalError` response or an error code.
-//! - Response buffers are tracked: freeing one twice, or freeing a pointer
-//!   this library never returned, does nothing.
+//! - Response buffers are tracked: freeing a pointer this library never
+//!   returned, or null, does nothing. Freeing a buffer twice is undefined:
+//!   its address may already belong to a later response.
+//!
+//! The header (`include/monty_wire.h`, from `cbindgen.toml`) states the
+//! ownership, threading and undefined-behaviour rules in full.
 
 use std::{
-    collections::{HashMap, HashSet},
     ffi::c_void,
     panic::{self, AssertUnwindSafe},
-    sync::{
-        Arc, LazyLock, Mutex, MutexGuard, TryLockError,
-        atomic::{AtomicU64, Ordering},
-    },
 };
 
-use capnp::Word;
 use monty_types::PrintStream;
 
+pub use super::registry::{
+    MONTY_WIRE_INTERNAL_ERROR, MONTY_WIRE_OK, MONTY_WIRE_SESSION_BUSY, MONTY_WIRE_UNKNOWN_SESSION, MontyWireBuffer,
+    MontyWireSession,
+};
+use super::registry::{close_session, free_buffer, into_buffer, open_session, set_print_sink, with_session};
 use crate::{
     PROTOCOL_VERSION, WireMessage,
     protocol::{ErrorCode, ProtocolError},
-    session::{Session, error_response},
+    session::error_response,
 };
-
-/// A session handle. 0 is never a valid handle.
-pub type MontyWireSession = u64;
-
-/// A response message: `len` bytes at `data`, 8-byte aligned, valid until
-/// the buffer is passed to [`monty_wire_buffer_free`].
-#[repr(C)]
-pub struct MontyWireBuffer {
-    /// The first byte of the framed Cap'n Proto message.
-    pub data: *const u8,
-    /// Its length in bytes (a multiple of 8).
-    pub len: usize,
-}
 
 /// Receives print output while code runs: `stream` is 0 for stdout and 1 for
 /// stderr, and `text` is `len` bytes of UTF-8 (not NUL-terminated) that are
@@ -55,81 +45,21 @@ pub struct MontyWireBuffer {
 pub type MontyWirePrintCallback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, stream: u32, text: *const u8, len: usize)>;
 
-/// [`monty_wire_session_close`] and [`monty_wire_set_print_callback`]
-/// succeeded.
-pub const MONTY_WIRE_OK: i32 = 0;
-/// The handle is 0, closed, or was never returned by [`monty_wire_session_open`].
-pub const MONTY_WIRE_UNKNOWN_SESSION: i32 = -1;
-/// Another thread is inside this session.
-pub const MONTY_WIRE_SESSION_BUSY: i32 = -2;
-/// The library failed (a caught panic).
-pub const MONTY_WIRE_INTERNAL_ERROR: i32 = -3;
-
-/// The header a host reads, followed by the buffer it describes. `repr(C)`
-/// with the header first, so a pointer to this is a pointer to the header.
-#[repr(C)]
-struct OwnedBuffer {
-    header: MontyWireBuffer,
-    words: Vec<Word>,
-}
-
-type SharedSession = Arc<Mutex<Session>>;
-
-static SESSIONS: LazyLock<Mutex<HashMap<MontyWireSession, SharedSession>>> = LazyLock::new(Default::default);
-static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
-/// Addresses of the buffers handed out and not yet freed.
-static LIVE_BUFFERS: LazyLock<Mutex<HashSet<usize>>> = LazyLock::new(Default::default);
-
-/// Locks a registry. Registry updates cannot panic halfway, so a poisoned
-/// lock (a panic elsewhere while it was held) still guards consistent data.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn find_session(handle: MontyWireSession) -> Option<SharedSession> {
-    lock(&SESSIONS).get(&handle).cloned()
-}
-
-/// Runs `f` on the session, or says why it cannot.
-pub(crate) fn with_session<T>(handle: MontyWireSession, f: impl FnOnce(&mut Session) -> T) -> Result<T, ProtocolError> {
-    let session = find_session(handle).ok_or_else(|| {
-        ProtocolError::new(
-            ErrorCode::UnknownSession,
-            format!("session handle {handle} is not open (null, closed, or never opened)"),
-        )
-    })?;
-    let mut guard = match session.try_lock() {
-        Ok(guard) => guard,
-        Err(TryLockError::WouldBlock) => {
-            return Err(ProtocolError::new(
-                ErrorCode::SessionBusy,
-                format!("session {handle} is in use by another thread"),
-            ));
-        }
-        // The engine catches its own panics before they unwind through
-        // this lock, so the state behind a poisoned lock is still whole.
-        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-    };
-    Ok(f(&mut guard))
-}
-
-fn into_buffer(message: WireMessage) -> *mut MontyWireBuffer {
-    let words = message.into_words();
-    let header = MontyWireBuffer {
-        data: Word::words_to_bytes(&words).as_ptr(),
-        len: words.len() * 8,
-    };
-    let raw = Box::into_raw(Box::new(OwnedBuffer { header, words }));
-    lock(&LIVE_BUFFERS).insert(raw as usize);
-    raw.cast::<MontyWireBuffer>()
-}
-
 fn internal_error(what: &str) -> WireMessage {
     error_response(ProtocolError::new(
         ErrorCode::InternalError,
         format!("monty-wire panicked while {what}"),
     ))
 }
+
+/// The protocol version this header describes (`protocolVersion` in the
+/// schema), for a host to check at compile time; at run time
+/// [`monty_wire_protocol_version`] says what the loaded library speaks.
+pub const MONTY_WIRE_PROTOCOL_VERSION: u32 = 3;
+const _: () = assert!(
+    MONTY_WIRE_PROTOCOL_VERSION == PROTOCOL_VERSION,
+    "the header's version is the schema's"
+);
 
 /// The protocol version this library speaks (`protocolVersion` in the
 /// schema). A host compares it with the schema it was built against.
@@ -139,12 +69,13 @@ pub extern "C" fn monty_wire_protocol_version() -> u32 {
 }
 
 /// Opens an empty session and returns its handle (never 0). Its first
-/// request opens a run. Close it with [`monty_wire_session_close`].
+/// request opens or loads a run or a REPL (`openRun`, `loadProgram`,
+/// `openRepl`, `loadSession`); `typeCheck`, `detectContinuation` and
+/// `setDumpKey` are accepted in any state, even empty. Close it with
+/// [`monty_wire_session_close`].
 #[unsafe(no_mangle)]
 pub extern "C" fn monty_wire_session_open() -> MontyWireSession {
-    let handle = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
-    lock(&SESSIONS).insert(handle, Arc::new(Mutex::new(Session::new())));
-    handle
+    open_session()
 }
 
 /// Closes a session and frees everything it holds. A thread still inside
@@ -154,15 +85,7 @@ pub extern "C" fn monty_wire_session_open() -> MontyWireSession {
 #[unsafe(no_mangle)]
 pub extern "C" fn monty_wire_session_close(session: MontyWireSession) -> i32 {
     // Dropping a session runs monty's destructors; keep any panic in here.
-    panic::catch_unwind(|| {
-        // Taken out first, so the registry is not locked while it drops.
-        let removed = lock(&SESSIONS).remove(&session);
-        match removed {
-            Some(_) => MONTY_WIRE_OK,
-            None => MONTY_WIRE_UNKNOWN_SESSION,
-        }
-    })
-    .unwrap_or(MONTY_WIRE_INTERNAL_ERROR)
+    panic::catch_unwind(|| close_session(session)).unwrap_or(MONTY_WIRE_INTERNAL_ERROR)
 }
 
 /// Sends one request message to a session and returns its response.
@@ -196,20 +119,16 @@ pub unsafe extern "C" fn monty_wire_dispatch(
     into_buffer(message)
 }
 
-/// Frees a buffer returned by [`monty_wire_dispatch`]. Null, an already
-/// freed buffer, or a pointer this library did not return are ignored.
+/// Frees a buffer returned by [`monty_wire_dispatch`]. Null, or a pointer
+/// this library did not return, is ignored.
 ///
 /// # Safety
-/// The host must not read the buffer's bytes after freeing it.
+/// Free each buffer once, and read none of its bytes afterwards. A second
+/// free is undefined: once freed, the address may be reused by a later
+/// response, and the second free would free that one.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn monty_wire_buffer_free(buffer: *mut MontyWireBuffer) {
-    if buffer.is_null() || !lock(&LIVE_BUFFERS).remove(&(buffer as usize)) {
-        return;
-    }
-    // SAFETY: the address was in LIVE_BUFFERS, so it came from
-    // `Box::into_raw` in `into_buffer` and has not been freed; removing it
-    // first makes this the only free.
-    drop(unsafe { Box::from_raw(buffer.cast::<OwnedBuffer>()) });
+    free_buffer(buffer);
 }
 
 /// A host's C callback and its context pointer.
@@ -252,15 +171,11 @@ pub unsafe extern "C" fn monty_wire_set_print_callback(
     user_data: *mut c_void,
 ) -> i32 {
     let sink = callback.map(|callback| HostPrintCallback { callback, user_data });
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        with_session(session, |s| {
-            s.set_print_sink(sink.map(|sink| Box::new(move |stream, text: &str| sink.call(stream, text)) as _));
-        })
-    }));
-    match result {
-        Ok(Ok(())) => MONTY_WIRE_OK,
-        Ok(Err(error)) if error.code == ErrorCode::SessionBusy => MONTY_WIRE_SESSION_BUSY,
-        Ok(Err(_)) => MONTY_WIRE_UNKNOWN_SESSION,
-        Err(_) => MONTY_WIRE_INTERNAL_ERROR,
-    }
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        set_print_sink(
+            session,
+            sink.map(|sink| Box::new(move |stream, text: &str| sink.call(stream, text)) as _),
+        )
+    }))
+    .unwrap_or(MONTY_WIRE_INTERNAL_ERROR)
 }
