@@ -708,8 +708,18 @@ struct ResolveFutures {
   position @1 :SourceRange;          # the await the main task is blocked on
 }
 
-# An OS-level operation the sandbox needs the host for. Paths are absolute
-# virtual POSIX paths (already resolved against the session's cwd).
+# An OS-level operation the sandbox needs the host for.
+#
+# Every path field (the bare paths below, and `path` of `PathText`,
+# `PathBytes`, `OpenArgs`, `MkdirArgs` and `ScanArgs`, `src` and `dst` of
+# `RenameArgs`) is an absolute virtual POSIX path, normalised lexically
+# before it is sent: relative paths are resolved against the sandbox's cwd
+# (the session's, or the one `os.chdir` set), then `.` segments and repeated
+# and trailing `/` are dropped and each `..` removes the segment before it,
+# stopping at `/` (so "/data/sub/../x" arrives as "/data/x", and "/../x" as
+# "/x"). Nothing is read to do this: symlinks are not resolved. A path never
+# holds a NUL byte. The one exception is an empty path (`os.stat('')`), sent
+# empty, which CPython answers with FileNotFoundError.
 struct OsCall {
   callId @0 :UInt32;
   allowEagerAwait @1 :Bool;
@@ -848,7 +858,10 @@ enum ErrorCode {
   truncatedMessage @1;   # the bytes end before the message does
   limitExceeded @2;      # larger or deeper than the decoder allows
   invalidValue @3;       # a part of a request this library cannot accept: an inconsistent value arena
-                         # (index out of range, bad bigint, ...), or a union arm or enum value it does not know
+                         # (index out of range, bad bigint, ...), a union arm or enum value it does not know,
+                         # a value the schema carries but Python cannot hold (February 30th, an unhashable
+                         # dict key, ...; the message names the node), or an OS call answered with a value
+                         # of the wrong type
   unknownRequest @4;     # a request kind (an arm of `Request`) this library does not know
   wrongState @5;         # the session's state does not accept this request
   unknownSession @6;     # the handle is null, closed or was never opened

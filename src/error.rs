@@ -108,6 +108,16 @@ pub enum DecodeError {
         value: u16,
     },
 
+    /// A node of a value arena holds something no value can be: a bigint,
+    /// a UUID or a name that is wrong (`source` says which and how).
+    #[error("node {node}: {source}")]
+    InNode {
+        /// The node's index in its arena.
+        node: u32,
+        /// What is wrong with it.
+        source: Box<DecodeError>,
+    },
+
     /// A bigint is not in canonical form.
     #[error("invalid bigint: {reason}")]
     InvalidBigInt {
@@ -131,6 +141,16 @@ pub enum DecodeError {
         kind: &'static str,
         /// The name found.
         name: String,
+    },
+
+    /// A field set to something the schema allows but monty's values cannot
+    /// hold, so it would be lost.
+    #[error("{field} cannot be set: {reason}")]
+    UnsupportedField {
+        /// The schema field.
+        field: &'static str,
+        /// Why monty cannot hold it.
+        reason: &'static str,
     },
 
     /// A named time zone the bundled IANA database does not hold.
@@ -327,7 +347,9 @@ pub enum ErrorCode {
     TruncatedMessage,
     /// Larger or deeper than the decoder allows.
     LimitExceeded,
-    /// A value arena is inconsistent.
+    /// A value arena is inconsistent, holds a value Python cannot (a date
+    /// that does not exist, an output-only node, ...), or answers an OS call
+    /// with the wrong type; or a union arm or enum value is unknown.
     InvalidValue,
     /// A request arm or enum value this library does not know.
     UnknownRequest,

@@ -47,6 +47,15 @@ fn value_message(count: u32, root: u32, node: impl Fn(u32, wire::node::Builder<'
     })
 }
 
+/// The error inside a node error for node 0, which the tests of a node's
+/// content expect.
+fn in_node_0(err: &DecodeError) -> &DecodeError {
+    match err {
+        DecodeError::InNode { node: 0, source } => source,
+        other => panic!("expected an error in node 0, got {other:?}"),
+    }
+}
+
 /// Overwrites the little-endian `u16` that lies `back` bytes before the only
 /// occurrence of `sentinel` in `bytes`.
 fn patch_u16_before(bytes: &mut [u8], sentinel: &[u8], back: usize, raw: u16) {
@@ -375,6 +384,30 @@ fn unknown_union_arms_are_reported() {
 }
 
 #[test]
+fn a_datetime_fold_monty_cannot_hold_is_refused() {
+    let folded = value_message(1, 0, |_, n| {
+        let mut dt = n.init_date_time();
+        dt.set_year(2021);
+        dt.set_month(11);
+        dt.set_day(7);
+        dt.reborrow().init_offset().set_naive(());
+        dt.reborrow().init_zone_name().set_none(());
+        dt.set_fold(1);
+    });
+    let err = decode(&folded).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::UnsupportedField {
+                field: "DateTime.fold",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn bigints_must_be_canonical() {
     let negative_zero = value_message(1, 0, |_, n| {
         let mut big = n.init_big_int();
@@ -384,7 +417,7 @@ fn bigints_must_be_canonical() {
     let err = decode(&negative_zero).unwrap_err();
     assert!(
         matches!(
-            err,
+            in_node_0(&err),
             DecodeError::InvalidBigInt {
                 reason: "zero must not be negative"
             }
@@ -396,7 +429,7 @@ fn bigints_must_be_canonical() {
     let err = decode(&leading_zero).unwrap_err();
     assert!(
         matches!(
-            err,
+            in_node_0(&err),
             DecodeError::InvalidBigInt {
                 reason: "magnitude has a leading zero byte"
             }
@@ -416,7 +449,7 @@ fn uuids_must_be_16_bytes() {
     let err = decode(&bytes).unwrap_err();
     assert!(
         matches!(
-            err,
+            in_node_0(&err),
             DecodeError::InvalidUuid {
                 field: "ClassType.id",
                 len: 15
@@ -430,7 +463,7 @@ fn uuids_must_be_16_bytes() {
 fn unknown_type_and_builtin_names_are_reported() {
     let err = decode(&value_message(1, 0, |_, mut n| n.set_type("no_such_type"))).unwrap_err();
     assert!(
-        matches!(&err, DecodeError::UnknownName { kind: "type", name } if name == "no_such_type"),
+        matches!(in_node_0(&err), DecodeError::UnknownName { kind: "type", name } if name == "no_such_type"),
         "{err:?}"
     );
     let err = decode(&value_message(1, 0, |_, mut n| {
@@ -438,7 +471,7 @@ fn unknown_type_and_builtin_names_are_reported() {
     }))
     .unwrap_err();
     assert!(
-        matches!(&err, DecodeError::UnknownName { kind: "builtin function", name } if name == "no_such_builtin"),
+        matches!(in_node_0(&err), DecodeError::UnknownName { kind: "builtin function", name } if name == "no_such_builtin"),
         "{err:?}"
     );
 }

@@ -311,9 +311,23 @@ pub fn read_graph(
         ctx,
     };
     for (index, node) in (0..count).zip(nodes.iter()) {
-        out.push(arena.read_node(index, node)?);
+        out.push(arena.read_node(index, node).map_err(|err| in_node(index, err))?);
     }
     MontyGraph::from_nodes(out).map_err(graph_error)
+}
+
+/// Names the node of an error in what a node holds, so a host can find the
+/// node; errors of the message's structure or size stay as they are.
+fn in_node(node: u32, err: DecodeError) -> DecodeError {
+    match err {
+        DecodeError::InvalidBigInt { .. } | DecodeError::InvalidUuid { .. } | DecodeError::UnknownName { .. } => {
+            DecodeError::InNode {
+                node,
+                source: Box::new(err),
+            }
+        }
+        other => other,
+    }
 }
 
 pub(crate) fn graph_error(err: GraphError) -> DecodeError {
@@ -564,6 +578,13 @@ pub(crate) fn read_big_int(r: wire::big_int::Reader<'_>, ctx: &mut DecodeContext
 }
 
 fn read_date_time(r: wire::date_time::Reader<'_>, ctx: &mut DecodeContext) -> Result<MontyDateTime, DecodeError> {
+    // monty's datetime has no fold; one set would be silently lost.
+    if r.get_fold() != 0 {
+        return Err(DecodeError::UnsupportedField {
+            field: "DateTime.fold",
+            reason: "monty's datetime has no fold",
+        });
+    }
     Ok(MontyDateTime {
         year: r.get_year(),
         month: r.get_month(),

@@ -7,6 +7,7 @@
 //! becomes a `pythonError` response, and a panic inside the library is caught,
 //! reported as `internalError`, and resets the session to empty.
 
+mod input;
 mod output;
 mod repl;
 mod run;
@@ -49,8 +50,10 @@ pub struct Session {
     decode_limits: DecodeLimits,
     /// Seals dumps this session writes and checks those it loads.
     dump_key: DumpKey,
-    /// Made on the first type check and kept: ty caches its analysis of the
-    /// standard library stubs between checks.
+    /// Made on the session's first type check and kept: ty caches its
+    /// analysis of the standard library stubs between checks. A session
+    /// that never checks (a run, a REPL without type checking) never makes
+    /// one: it costs hundreds of KiB and milliseconds to build.
     #[cfg(feature = "type-check")]
     checker: Option<Box<monty_type_checking::TypeChecker>>,
 }
@@ -279,9 +282,8 @@ fn dispatch(
         }
         #[cfg(feature = "type-check")]
         Request::TypeCheck(check) => {
-            let checker = context.checker.get_or_insert_with(Default::default);
             return typecheck::check_request(
-                checker,
+                typecheck::checker_in(context.checker),
                 &check.code,
                 &check.prefix_code,
                 &check.script_name,
@@ -305,7 +307,7 @@ fn dispatch(
             context.dump_key,
             turn,
             #[cfg(feature = "type-check")]
-            context.checker.get_or_insert_with(Default::default),
+            context.checker,
         ),
         State::Empty => match request {
             Request::OpenRun(open) => {

@@ -11,15 +11,21 @@ use monty_types::{ResourceLimits, ResourceTracker, validate_cwd};
 #[cfg(feature = "type-check")]
 use super::typecheck::ReplTypeCheck;
 use super::{
-    Turn,
+    Turn, input,
     suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
 };
-#[cfg(feature = "type-check")]
-use crate::protocol::Feed;
 use crate::{
     dump::{self, DumpKey, FlightRecord},
-    protocol::{ErrorCode, OpenRepl, Outcome, ProtocolError, Request},
+    protocol::{ErrorCode, Feed, OpenRepl, Outcome, ProtocolError, Request},
 };
+
+/// Checks a feed's named inputs before anything else looks at the feed.
+fn check_feed_inputs(feed: &Feed) -> Result<(), ProtocolError> {
+    for (name, value) in &feed.inputs {
+        input::check_value(value, &format!("input {name:?}"))?;
+    }
+    Ok(())
+}
 
 enum Phase {
     Idle(Box<MontyRepl>),
@@ -116,11 +122,17 @@ impl ReplSession {
         }
     }
 
+    /// Refuses `request` unless the REPL is idle.
+    fn ensure_idle(&self, request: &str) -> Result<(), ProtocolError> {
+        match self.phase() {
+            Phase::Idle(_) => Ok(()),
+            Phase::Suspended(_) => Err(self.wrong_state(request, "an idle REPL")),
+        }
+    }
+
     /// The idle REPL, taken out for a request that needs it.
     fn take_idle(&mut self, request: &str) -> Result<Box<MontyRepl>, ProtocolError> {
-        if !matches!(self.phase(), Phase::Idle(_)) {
-            return Err(self.wrong_state(request, "an idle REPL"));
-        }
+        self.ensure_idle(request)?;
         match self.phase.take() {
             Some(Phase::Idle(repl)) => Ok(repl),
             _ => unreachable!("checked above"),
@@ -132,10 +144,12 @@ impl ReplSession {
         request: Request,
         key: &DumpKey,
         turn: &mut Turn<'_>,
-        #[cfg(feature = "type-check")] checker: &mut monty_type_checking::TypeChecker,
+        #[cfg(feature = "type-check")] checker: &mut Option<Box<monty_type_checking::TypeChecker>>,
     ) -> Result<Outcome, ProtocolError> {
         match request {
             Request::FeedRun(feed) => {
+                self.ensure_idle("feedRun")?;
+                check_feed_inputs(&feed)?;
                 #[cfg(feature = "type-check")]
                 if let Some(report) = self.type_check_feed(&feed, checker)? {
                     return Ok(report);
@@ -156,6 +170,8 @@ impl ReplSession {
                 })
             }
             Request::FeedStart(feed) => {
+                self.ensure_idle("feedStart")?;
+                check_feed_inputs(&feed)?;
                 #[cfg(feature = "type-check")]
                 if let Some(report) = self.type_check_feed(&feed, checker)? {
                     return Ok(report);
@@ -172,6 +188,8 @@ impl ReplSession {
                 Phase::Suspended(_) => Err(self.wrong_state("listFunctions", "an idle REPL")),
             },
             Request::CallFunction { name, args } => {
+                self.ensure_idle("callFunction")?;
+                input::check_values(&args, "argument")?;
                 let mut repl = self.take_idle("callFunction")?;
                 self.flight.begin();
                 let result = turn.run(|print| repl.call_function(&name, args, print));
@@ -232,19 +250,27 @@ impl ReplSession {
     }
 
     /// Type-checks a snippet in a session that checks; a report with
-    /// diagnostics is the response, and the snippet does not run.
+    /// diagnostics is the response, and the snippet does not run. A snippet
+    /// fed with `skipTypeCheck` is not checked, but what it declares still
+    /// counts for later checks once it has run. The checker is made on the
+    /// session's first check.
     #[cfg(feature = "type-check")]
     fn type_check_feed(
         &mut self,
         feed: &Feed,
-        checker: &mut monty_type_checking::TypeChecker,
+        checker: &mut Option<Box<monty_type_checking::TypeChecker>>,
     ) -> Result<Option<Outcome>, ProtocolError> {
-        let (Some(check), false) = (self.type_check.as_mut(), feed.skip_type_check) else {
+        let Some(check) = self.type_check.as_mut() else {
             return Ok(None);
         };
         let Phase::Idle(repl) = self.phase.as_ref().expect("the phase is back after every request") else {
             return Ok(None);
         };
+        if feed.skip_type_check {
+            check.hold(&feed.code);
+            return Ok(None);
+        }
+        let checker = super::typecheck::checker_in(checker);
         let report = check.check_snippet(checker, &feed.code, &repl.next_script_name())?;
         Ok((!report.diagnostics.is_empty()).then_some(Outcome::TypeCheckReport(report)))
     }
@@ -288,5 +314,45 @@ impl ReplSession {
             self.phase = Some(Phase::Suspended(Box::new(progress)));
             return outcome;
         }
+    }
+}
+
+#[cfg(all(test, feature = "type-check"))]
+mod tests {
+    use crate::{
+        protocol::{Feed, OpenRepl, Outcome, Request, TypeCheckOptions},
+        session::Session,
+    };
+
+    fn session_with(type_check: Option<TypeCheckOptions>) -> Session {
+        let mut session = Session::new();
+        let open = OpenRepl {
+            type_check,
+            ..OpenRepl::default()
+        };
+        let response = session.handle(Request::OpenRepl(Box::new(open)));
+        assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
+        session
+    }
+
+    fn feed(session: &mut Session, code: &str) -> Outcome {
+        session.handle(Request::FeedRun(Feed::new(code))).outcome
+    }
+
+    #[test]
+    fn a_repl_without_type_checking_never_builds_a_checker() {
+        let mut session = session_with(None);
+        assert!(matches!(feed(&mut session, "x = 1"), Outcome::Complete(_)));
+        assert!(matches!(feed(&mut session, "x + 1"), Outcome::Complete(_)));
+        assert!(session.checker.is_none());
+    }
+
+    #[test]
+    fn a_type_checking_repl_builds_its_checker_on_the_first_check() {
+        let mut session = session_with(Some(TypeCheckOptions::default()));
+        assert!(session.checker.is_none());
+        assert!(matches!(feed(&mut session, "x = 1"), Outcome::Complete(_)));
+        assert!(session.checker.is_some());
+        assert!(matches!(feed(&mut session, "x.nope"), Outcome::TypeCheckReport(_)));
     }
 }

@@ -9,7 +9,7 @@ use monty::{MontyRun, RunProgress, SessionRef};
 use monty_types::{MontyException, ResourceLimits, ResourceTracker, validate_cwd};
 
 use super::{
-    Turn,
+    Turn, input,
     suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
 };
 use crate::{
@@ -107,6 +107,7 @@ impl RunSession {
         match request {
             Request::Run(inputs) => {
                 self.check_ready("run")?;
+                input::check_values(&inputs, "input")?;
                 self.flight.begin();
                 let tracker = ResourceTracker::new(self.limits.clone());
                 let program = self.program.as_mut().expect("check_ready found the program");
@@ -118,6 +119,7 @@ impl RunSession {
             }
             Request::Start(inputs) => {
                 self.check_ready("start")?;
+                input::check_values(&inputs, "input")?;
                 self.flight.begin();
                 let tracker = ResourceTracker::new(self.limits.clone());
                 let program = self.program.clone().expect("check_ready found the program");

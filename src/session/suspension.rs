@@ -6,15 +6,16 @@
 //! `ReplProgress`) with the same shape; [`Suspension`] gives both one face,
 //! so the protocol rules are written once.
 
-use std::{collections::HashMap, time::Duration};
+use std::{borrow::Cow, collections::HashMap, time::Duration};
 
 use monty::{ReplProgress, ReplStartError, RunProgress};
 use monty_types::{
-    CallArgs, ExcType, ExtFunctionResult, MontyException, MontyObject, MontyUuid,
+    CallArgs, ExcType, ExtFunctionResult, MontyException, MontyObject, MontyPath, MontyUuid,
     NameLookupResult as MontyNameLookupResult, OsFunctionCall, PrintWriter, ResourceLimits, ResourceTracker,
-    SourceRange,
+    SourceRange, normalize_virtual_path,
 };
 
+use super::input;
 use crate::{
     dump::FlightRecord,
     protocol::{
@@ -87,7 +88,7 @@ impl View<'_> {
                 allow_eager_await,
                 position,
             } => Outcome::OsCall(OsCallEvent {
-                call: call.clone(),
+                call: with_normalised_paths(call),
                 call_id,
                 allow_eager_await,
                 position: position.clone(),
@@ -108,6 +109,29 @@ impl View<'_> {
             View::Complete => Outcome::Ok,
         }
     }
+}
+
+/// The OS call as the host gets it: every path in it (both of a rename's)
+/// lexically normalised by monty's own `normalize_virtual_path`, as monty's
+/// bindings hand paths to their hosts. Empty and `.` segments are dropped,
+/// `..` drops the segment before it and stays at `/`, a trailing slash goes;
+/// nothing is read, so symlinks are not resolved. monty has already resolved
+/// relative paths against the sandbox's cwd (the session's, or the one
+/// `os.chdir` set) and refused NUL bytes, so every path but an empty one is
+/// absolute; an empty path (`os.stat('')`) stays empty, as in monty's
+/// bindings, so the host answers it as CPython does (`FileNotFoundError`).
+/// Without this a host that checks a path prefix could be walked out of its
+/// directory by `..`.
+fn with_normalised_paths(call: &OsFunctionCall) -> OsFunctionCall {
+    let mut call = call.clone();
+    for path in call.fs_paths_mut() {
+        if !path.is_empty()
+            && let Cow::Owned(normalised) = normalize_virtual_path(path)
+        {
+            *path = MontyPath::new(normalised);
+        }
+    }
+    call
 }
 
 /// A host's answer, checked and in monty's terms.
@@ -335,6 +359,9 @@ impl Flight {
                 Request::ResumeCall(answer),
             ) => {
                 check_eager(&answer, allow_eager_await)?;
+                if let CallResult::Value(value) | CallResult::EagerValue(value) = &answer {
+                    input::check_value(value, "resumeCall value")?;
+                }
                 Ok(match answer {
                     CallResult::Value(value) => Answer::Call(ExtFunctionResult::Return(value)),
                     CallResult::Exception(exc) => Answer::Call(ExtFunctionResult::Error(exc)),
@@ -362,6 +389,9 @@ impl Flight {
                 Request::ResumeOsCall(answer),
             ) => {
                 check_eager(&answer, allow_eager_await)?;
+                if let CallResult::Value(value) | CallResult::EagerValue(value) = &answer {
+                    input::check_os_answer(call, value, "resumeOsCall value")?;
+                }
                 Ok(match answer {
                     CallResult::Value(value) => Answer::Os(ExtFunctionResult::Return(value)),
                     CallResult::Exception(exc) => Answer::Os(ExtFunctionResult::Error(exc)),
@@ -378,7 +408,10 @@ impl Flight {
                 })
             }
             (View::NameLookup { .. }, Request::ResumeNameLookup(answer)) => Ok(Answer::Name(match answer {
-                NameLookupResult::Value(value) => MontyNameLookupResult::Value(value),
+                NameLookupResult::Value(value) => {
+                    input::check_value(&value, "resumeNameLookup value")?;
+                    MontyNameLookupResult::Value(value)
+                }
                 NameLookupResult::Undefined => MontyNameLookupResult::Undefined,
                 NameLookupResult::Exception(exc) => MontyNameLookupResult::Error(exc),
             })),
@@ -421,6 +454,9 @@ impl Flight {
                 return Err(invalid_argument(format!(
                     "call id {call_id}: a future resolves to a value, an exception, notFound or future"
                 )));
+            }
+            if let CallResult::Value(value) = result {
+                input::check_value(value, &format!("result of call id {call_id}"))?;
             }
         }
         let results = results

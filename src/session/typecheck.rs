@@ -86,6 +86,13 @@ pub(crate) fn check_request(
     check(checker, code, script_name, &around, config)
 }
 
+/// The session's checker, made on its first use: building ty's database
+/// costs hundreds of KiB and milliseconds, which a session that never checks
+/// should not pay.
+pub(crate) fn checker_in(slot: &mut Option<Box<TypeChecker>>) -> &mut TypeChecker {
+    slot.get_or_insert_with(Default::default)
+}
+
 /// A REPL's type checking: what earlier snippets declared, in monty's own
 /// bookkeeping type so dumps carry it.
 pub(crate) struct ReplTypeCheck {
@@ -111,6 +118,14 @@ impl ReplTypeCheck {
         }
     }
 
+    /// Holds `code` as the pending snippet: a clean one, or one the host runs
+    /// unchecked (`skipTypeCheck`). Once its feed succeeds, later snippets
+    /// see what it declared; a dump taken while it is suspended carries it.
+    pub(crate) fn hold(&mut self, code: &str) {
+        self.state.pending_snippet = Some(code.to_owned());
+        self.state.pending_imports = scan_imports(code).prelude;
+    }
+
     /// Checks a snippet against everything committed so far; a clean
     /// snippet becomes pending until its feed succeeds.
     pub(crate) fn check_snippet(
@@ -126,8 +141,7 @@ impl ReplTypeCheck {
         };
         let report = check(checker, code, path, &around, self.state.config)?;
         if report.diagnostics.is_empty() {
-            self.state.pending_snippet = Some(code.to_owned());
-            self.state.pending_imports = scan_imports(code).prelude;
+            self.hold(code);
         }
         Ok(report)
     }
