@@ -61,7 +61,7 @@ const startRequest = request((r) => {
 function resumeRequest(n) {
   return request((r) => {
     const value = r._initResumeCall()._initValue();
-    value._initNodes(1).get(0).int = n;
+    value._initNodes(1).get(0).intValue = n;
     value.root = 0;
   });
 }
@@ -76,7 +76,7 @@ function turnLoop(session, timing) {
     let reply = response(session.dispatch(startRequest));
     while (reply.which() === S.Response_Which.FUNCTION_CALL) {
       const call = reply.functionCall;
-      const n = call.args.nodes.get(call.args.positional.get(0)).int;
+      const n = call.args.nodes.get(call.args.positional.get(0)).intValue;
       reply = response(session.dispatch(resumeRequest(n + 1n)));
     }
     return result(reply);
@@ -93,7 +93,7 @@ function turnLoop(session, timing) {
     const reply = response(view);
     if (reply.which() !== S.Response_Which.FUNCTION_CALL) return result(reply);
     const call = reply.functionCall;
-    const n = call.args.nodes.get(call.args.positional.get(0)).int;
+    const n = call.args.nodes.get(call.args.positional.get(0)).intValue;
     lap("read");
     const bytes = resumeRequest(n + 1n);
     lap("build");
@@ -108,7 +108,7 @@ function result(reply) {
     throw new Error(`the loop ended with response arm ${reply.which()}`);
   }
   const value = reply.complete;
-  return value.nodes.get(value.root).int;
+  return value.nodes.get(value.root).intValue;
 }
 
 /** Mean of a criterion estimate of the native run, in ms, if it is there. */

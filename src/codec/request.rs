@@ -88,8 +88,8 @@ fn write_open_repl(open: &OpenRepl, mut b: wire::open_repl::Builder<'_>) -> Resu
     write_os_policy(&open.os_policy, b.reborrow().init_os_policy())?;
     b.set_cwd(checked_text(&open.cwd, "working directory")?);
     match &open.type_check {
-        None => b.init_type_check().set_off(()),
-        Some(options) => write_options(options, b.init_type_check().init_on())?,
+        None => b.init_type_checking().set_off(()),
+        Some(options) => write_options(options, b.init_type_checking().init_on())?,
     }
     Ok(())
 }
@@ -301,7 +301,7 @@ pub fn read_request(r: wire::request::Reader<'_>, ctx: &mut DecodeContext) -> Re
                     limits: read_limits(open.get_limits()?)?,
                     os_policy: read_os_policy(open.get_os_policy()?, ctx)?,
                     cwd: ctx.text(open.get_cwd(), "OpenRepl.cwd")?,
-                    type_check: read_repl_type_check(open.get_type_check(), ctx)?,
+                    type_check: read_repl_type_check(open.get_type_checking(), ctx)?,
                 }))
             }
             Which::FeedRun(feed) => Request::FeedRun(read_feed(feed?, ctx)?),

@@ -76,7 +76,7 @@ def start_request(function_names):
 def resume_with_string(text):
     message = schema.Request.new_message()
     value = message.init("resumeCall").init("value")
-    value.init("nodes", 1)[0].str = text
+    value.init("nodes", 1)[0].strValue = text
     value.root = 0
     return message.to_bytes()
 
@@ -88,7 +88,7 @@ def run_request(*strings):
     nodes = inputs.init("nodes", len(strings))
     roots = inputs.init("roots", len(strings))
     for i, text in enumerate(strings):
-        nodes[i].str = text
+        nodes[i].strValue = text
         roots[i] = i
     return message.to_bytes()
 
