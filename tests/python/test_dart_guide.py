@@ -10,11 +10,12 @@ about: a response read after its buffer was freed reads the next response.
 """
 
 import ctypes
+import re
 import threading
 
 import pytest
 
-from conftest import PRINT_CALLBACK, read_arguments, read_value, schema
+from conftest import PRINT_CALLBACK, ROOT, read_arguments, read_value, schema
 
 MONTY_WIRE_OK, MONTY_WIRE_UNKNOWN_SESSION, MONTY_WIRE_SESSION_BUSY = 0, -1, -2
 
@@ -247,3 +248,37 @@ def test_values_read_inside_send_outlive_the_buffer(session, lib):
     first = send(lib, session, run_request("first"), read_turn)
     second = send(lib, session, run_request("other"), read_turn)
     assert (first, second) == (("complete", "first"), ("complete", "other"))
+
+
+# ---------------------------------------------------------------------------
+# The guide's table of 64-bit fields
+# ---------------------------------------------------------------------------
+
+
+def _sixty_four_bit_fields(nodes):
+    """(path, type, byte offset) of every Int64 and UInt64 field, groups flattened in."""
+    found = set()
+
+    def walk(node, path):
+        for field in node.struct.fields:
+            if field.which() == "group":
+                walk(nodes[field.group.typeId], f"{path}.{field.name}")
+            elif field.slot.type.which() in ("int64", "uint64"):
+                kind = "Int64" if field.slot.type.which() == "int64" else "UInt64"
+                found.add((f"{path}.{field.name}", kind, field.slot.offset * 8))
+
+    for node in nodes.values():
+        if node.which() == "struct" and not node.struct.isGroup:
+            walk(node, node.displayName.split(":")[-1])
+    return found
+
+
+def test_the_guides_table_of_64_bit_fields_is_the_schemas():
+    """docs/dart.md lists every field dart2js cannot read, with its byte offset."""
+    from test_schema_evolution import CURRENT, read_schema
+
+    guide = (ROOT / "docs" / "dart.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([\w.]+)` \| (U?Int64)[^|]* \| (\d+) \|$", guide, re.MULTILINE)
+    table = {(path, kind, int(offset)) for path, kind, offset in rows}
+    assert len(rows) == len(table)
+    assert table == read_schema(CURRENT, _sixty_four_bit_fields)
