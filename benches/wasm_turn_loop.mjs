@@ -2,9 +2,11 @@
 // WebAssembly build (js/dist/monty_wire.wasm and its glue, js/monty_wire.mjs):
 // a Python loop making 10,000 external calls, each answered by the host.
 //
-// The JavaScript host does what a real one does: it builds every request with
-// capnp-es (the code generated in js/gen/) and reads every response in place
-// from the view on linear memory `Session.dispatch` returns.
+// The JavaScript host does what a real one does: it builds every request and
+// reads every response in place from the view on linear memory
+// `Session.dispatch` returns. It does so twice in one run: with capnp-es (the
+// code generated in js/gen/), and with the schema codec generated into
+// js/codec/ (DataView readers and a reused Builder).
 //
 //   bash scripts/build-wasm.sh && (cd js && npm ci) && node js/scripts/gen-schema.mjs
 //   cargo bench --bench boundary -- turn_loop_10k    # the native numbers
@@ -16,6 +18,7 @@
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 
+import * as C from "../js/codec/monty_wire_codec.mjs";
 import { MontyWire } from "../js/monty_wire.mjs";
 import * as S from "../js/gen/monty_wire.js";
 
@@ -66,6 +69,16 @@ function resumeRequest(n) {
   });
 }
 
+/** A function that adds the time since its last call (or since now) to `timing[field]`, in ms. */
+function stopwatch(timing) {
+  let t = performance.now();
+  return (field) => {
+    const now = performance.now();
+    timing[field] += now - t;
+    t = now;
+  };
+}
+
 /**
  * One run of the loop; returns the result. With `timing`, adds the time spent
  * building requests, inside `dispatch` (the module: decode, interpreter,
@@ -81,12 +94,7 @@ function turnLoop(session, timing) {
     }
     return result(reply);
   }
-  let t = performance.now();
-  const lap = (field) => {
-    const now = performance.now();
-    timing[field] += now - t;
-    t = now;
-  };
+  const lap = stopwatch(timing);
   let view = session.dispatch(startRequest);
   lap("dispatch");
   for (;;) {
@@ -96,6 +104,60 @@ function turnLoop(session, timing) {
     const n = call.args.nodes.get(call.args.positional.get(0)).intValue;
     lap("read");
     const bytes = resumeRequest(n + 1n);
+    lap("build");
+    view = session.dispatch(bytes);
+    lap("dispatch");
+  }
+}
+
+// --- the same host on the generated codec: one Builder, reused cursors ---
+
+const builder = new C.Builder();
+const cursor = { response: new C.StructReader(), call: new C.StructReader(), args: new C.StructReader(), node: new C.StructReader(), list: new C.ListReader(), positional: new C.ListReader() };
+
+function codecResume(n) {
+  const b = builder.reset();
+  const result = C.Request_init_resumeCall(b, C.Request_newRoot(b));
+  const value = C.CallResult_init_value(b, result);
+  C.Node_set_int(b, C.Value_init_nodes(b, value, 1), n);
+  C.Value_set_root(b, value, 0);
+  return b.finish();
+}
+
+/** The int argument of a `functionCall` response, or null for any other response (`cursor.response` holds it). */
+function codecArgument(view) {
+  const { response, call, args, node, list, positional } = cursor;
+  new C.Reader(view).root(response);
+  if (C.Response_which(response) !== C.Response_Which.functionCall) return null;
+  C.Response_functionCall(response, call);
+  C.FunctionCall_args(call, args);
+  const index = C.Arguments_positional(args, positional).u32(0);
+  return C.Node_int_number(C.Arguments_nodes(args, list).struct(index, node));
+}
+
+function codecResult() {
+  const { response, node, list } = cursor;
+  if (C.Response_which(response) !== C.Response_Which.complete) {
+    throw new Error(`the loop ended with response arm ${C.Response_which(response)}`);
+  }
+  const value = C.Response_complete(response, cursor.args);
+  return BigInt(C.Node_int_number(C.Value_nodes(value, list).struct(C.Value_root(value), node)));
+}
+
+function turnLoopCodec(session, timing) {
+  if (!timing) {
+    let n = codecArgument(session.dispatch(startRequest));
+    while (n !== null) n = codecArgument(session.dispatch(codecResume(n + 1)));
+    return codecResult();
+  }
+  const lap = stopwatch(timing);
+  let view = session.dispatch(startRequest);
+  lap("dispatch");
+  for (;;) {
+    const n = codecArgument(view);
+    lap("read");
+    if (n === null) return codecResult();
+    const bytes = codecResume(n + 1);
     lap("build");
     view = session.dispatch(bytes);
     lap("dispatch");
@@ -131,40 +193,50 @@ if (opened.which() !== S.Response_Which.OK) {
   throw new Error(`openRun failed with response arm ${opened.which()}`);
 }
 
-const first = turnLoop(session);
-if (first !== EXPECTED) throw new Error(`the loop returned ${first}, expected ${EXPECTED}`);
-for (let i = 0; i < WARM_UP; i++) turnLoop(session);
-
-const times = [];
-for (let i = 0; i < SAMPLES; i++) {
-  const started = performance.now();
-  turnLoop(session);
-  times.push(performance.now() - started);
-}
-times.sort((a, b) => a - b);
-const mean = times.reduce((a, b) => a + b, 0) / times.length;
-const median = times[Math.floor(times.length / 2)];
-
-// A separate pass for the breakdown, so the clock reads do not slow the timed runs.
-const timing = { build: 0, dispatch: 0, read: 0 };
-const breakdownRuns = Math.max(3, Math.floor(SAMPLES / 2));
-for (let i = 0; i < breakdownRuns; i++) turnLoop(session, timing);
-session.close();
-
 const fmt = (ms) => `${ms.toFixed(2)} ms`;
 console.log(`wasm turn_loop_10k (Node ${process.version}, ${SAMPLES} samples after ${WARM_UP} warm-up runs)`);
-console.log(`  mean ${fmt(mean)}, median ${fmt(median)}, min ${fmt(times[0])}, max ${fmt(times.at(-1))}`);
-console.log(`  per turn: ${((mean * 1e3) / Number(CALLS)).toFixed(2)} µs`);
-const turns = breakdownRuns * (Number(CALLS) + 1);
-const perTurn = (ms) => `${((ms * 1e3) / turns).toFixed(2)} µs`;
-console.log(
-  `  breakdown per turn: build request (capnp-es) ${perTurn(timing.build)}, ` +
-    `dispatch (the module) ${perTurn(timing.dispatch)}, read response (capnp-es) ${perTurn(timing.read)}`,
-);
+const means = {};
+for (const [host, loop] of [
+  ["capnp-es", turnLoop],
+  ["generated codec", turnLoopCodec],
+]) {
+  const first = loop(session);
+  if (first !== EXPECTED) throw new Error(`the loop returned ${first}, expected ${EXPECTED}`);
+  for (let i = 0; i < WARM_UP; i++) loop(session);
+
+  const times = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const started = performance.now();
+    loop(session);
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  const median = times[Math.floor(times.length / 2)];
+  means[host] = mean;
+
+  // A separate pass for the breakdown, so the clock reads do not slow the timed runs.
+  const timing = { build: 0, dispatch: 0, read: 0 };
+  const breakdownRuns = Math.max(3, Math.floor(SAMPLES / 2));
+  for (let i = 0; i < breakdownRuns; i++) loop(session, timing);
+
+  console.log(`host: ${host}`);
+  console.log(`  mean ${fmt(mean)}, median ${fmt(median)}, min ${fmt(times[0])}, max ${fmt(times.at(-1))}`);
+  console.log(`  per turn: ${((mean * 1e3) / Number(CALLS)).toFixed(2)} µs`);
+  const turns = breakdownRuns * (Number(CALLS) + 1);
+  const perTurn = (ms) => `${((ms * 1e3) / turns).toFixed(2)} µs`;
+  console.log(
+    `  breakdown per turn: build request ${perTurn(timing.build)}, ` +
+      `dispatch (the module) ${perTurn(timing.dispatch)}, read response ${perTurn(timing.read)}`,
+  );
+}
+session.close();
+const mean = means["generated codec"];
+console.log(`the generated codec's loop takes ${(mean / means["capnp-es"]).toFixed(2)}x the time of capnp-es's`);
 for (const bench of ["wire", "wire_in_place", "direct"]) {
   const native = nativeMs(bench);
   if (native === undefined) continue;
   console.log(
-    `  native ${bench}: ${fmt(native)}; WASM runs at ${(native / mean).toFixed(2)}x native speed (${(mean / native).toFixed(2)}x the time)`,
+    `  native ${bench}: ${fmt(native)}; WASM with the generated codec runs at ${(native / mean).toFixed(2)}x native speed (${(mean / native).toFixed(2)}x the time); with capnp-es ${(native / means["capnp-es"]).toFixed(2)}x`,
   );
 }

@@ -10,6 +10,9 @@
 //
 // Requests are posted as transferred ArrayBuffers and responses come back
 // transferred, so the only copies are into and out of linear memory.
+//
+// Node has no global Worker: there the worker is a `worker_threads` thread
+// behind the same interface (see nodeWorkerClass), with the same kill.
 import { MontyWireError, MontyWireTrapped, compileMontyWire } from "./monty_wire.mjs";
 
 export { MontyWireError, MontyWireTrapped };
@@ -34,6 +37,62 @@ export class MontyWireTerminated extends Error {
     super(message);
     this.name = "MontyWireTerminated";
   }
+}
+
+/**
+ * A Web Worker made of a Node `worker_threads` Worker: what MontyWireWorker
+ * uses of one (onmessage, onerror, postMessage, terminate). The thread keeps
+ * Node's event loop alive only while a request is in flight (`ref`/`unref`),
+ * as an idle Web Worker does not keep a page open.
+ */
+function nodeWorkerClass(threads) {
+  return class NodeWorker {
+    #thread;
+    #terminated = false;
+    onmessage = null;
+    onerror = null;
+
+    constructor(url, options) {
+      this.#thread = new threads.Worker(url instanceof URL ? url : new URL(url), { name: options?.name });
+      this.#thread.unref();
+      this.#thread.on("message", (data) => this.onmessage?.({ data }));
+      this.#thread.on("error", (error) => this.onerror?.({ message: error?.message ?? String(error) }));
+      this.#thread.on("exit", (code) => {
+        if (!this.#terminated) this.onerror?.({ message: `the worker thread exited with code ${code}` });
+      });
+    }
+
+    postMessage(message, transfer) {
+      this.#thread.postMessage(message, transfer);
+    }
+
+    terminate() {
+      this.#terminated = true;
+      this.#thread.terminate();
+    }
+
+    ref() {
+      this.#thread.ref();
+    }
+
+    unref() {
+      this.#thread.unref();
+    }
+  };
+}
+
+/** In Node, the Worker over worker_threads, once `needWorker()` made it. */
+let NodeWorker;
+
+/** The Worker constructor: the global one (looked up afresh each time), else NodeWorker. */
+const workerClass = () => globalThis.Worker ?? NodeWorker;
+
+/** Makes sure there is a Worker constructor, loading worker_threads in Node. */
+async function needWorker() {
+  if (workerClass() === undefined && typeof process !== "undefined" && process.versions?.node) {
+    NodeWorker = nodeWorkerClass(await import("node:worker_threads"));
+  }
+  if (workerClass() === undefined) throw new TypeError("monty-wire: this environment has no Worker");
 }
 
 /** A worker that runs one monty-wire instance, with a hard kill. */
@@ -76,6 +135,7 @@ export class MontyWireWorker {
    * survive it.
    */
   static async create(options = {}) {
+    await needWorker();
     const module = await compileMontyWire(options.wasm);
     const host = new MontyWireWorker(constructToken, options, module);
     await host.#start();
@@ -138,6 +198,7 @@ export class MontyWireWorker {
 
   #start() {
     const url = this.#options.workerUrl ?? new URL("./worker.mjs", import.meta.url);
+    const Worker = workerClass();
     const worker = new Worker(url, { type: "module", name: "monty-wire" });
     this.#worker = worker;
     const generation = ++this.#generation;
@@ -218,6 +279,7 @@ export class MontyWireWorker {
     return new Promise((resolve, reject) => {
       const limited = typeof timeout === "number" && Number.isFinite(timeout);
       this.#pending.set(id, { op: message.op, resolve, reject, timeout: limited ? timeout : null, timer: undefined });
+      this.#worker.ref?.(); // a Node thread: keep the process alive until the answer
       this.#worker.postMessage({ id, ...message }, transfer);
     });
   }
@@ -262,6 +324,7 @@ export class MontyWireWorker {
     }
     this.#pending.delete(data.id);
     clearTimeout(pending.timer);
+    if (this.#pending.size === 0) this.#worker?.unref?.();
     if (!data.error) {
       pending.resolve(data.result);
       return;

@@ -17,6 +17,12 @@
 // it was queued behind another.
 import { MontyWire } from "./monty_wire.mjs";
 
+// The worker's side of the channel: the Web Worker's global scope, or in
+// Node (a worker_threads thread, see monty_wire_worker.mjs) its parent port,
+// which holds messages until the listener is attached.
+const channel = { post: (message, transfer) => globalThis.postMessage(message, transfer) };
+const inNode = typeof process !== "undefined" && process.versions?.node && typeof WorkerGlobalScope === "undefined";
+
 let wire = null;
 const sessions = new Map();
 let nextSession = 1;
@@ -30,7 +36,7 @@ function handle({ op, ...data }) {
       });
     case "open": {
       const id = nextSession++;
-      const onPrint = data.print ? (stream, text) => self.postMessage({ op: "print", session: id, stream, text }) : null;
+      const onPrint = data.print ? (stream, text) => channel.post({ op: "print", session: id, stream, text }) : null;
       sessions.set(id, wire.openSession({ onPrint }));
       return id;
     }
@@ -55,22 +61,30 @@ function handle({ op, ...data }) {
 
 let queue = Promise.resolve();
 
-self.onmessage = ({ data }) => {
+const receive = (data) => {
   queue = queue.then(() => serve(data));
 };
+if (inNode) {
+  import("node:worker_threads").then(({ parentPort }) => {
+    channel.post = (message, transfer) => parentPort.postMessage(message, transfer);
+    parentPort.on("message", receive);
+  });
+} else {
+  globalThis.onmessage = ({ data }) => receive(data);
+}
 
 async function serve(data) {
   const { id } = data;
-  self.postMessage({ op: "started", id });
+  channel.post({ op: "started", id });
   try {
     const result = await handle(data);
     if (result && result.transfer instanceof ArrayBuffer) {
-      self.postMessage({ id, result: result.transfer }, [result.transfer]);
+      channel.post({ id, result: result.transfer }, [result.transfer]);
     } else {
-      self.postMessage({ id, result });
+      channel.post({ id, result });
     }
   } catch (error) {
-    self.postMessage({
+    channel.post({
       id,
       error: { name: error?.name ?? "Error", message: error?.message ?? String(error), stderr: error?.stderr ?? "" },
     });

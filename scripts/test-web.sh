@@ -42,8 +42,8 @@ hooks_args=(--test-hooks --out js/dist/monty_wire_test_hooks.wasm)
 [ "$opt" = 1 ] && hooks_args+=(--opt)
 bash scripts/build-wasm.sh "${hooks_args[@]}"
 
-echo "== type declarations"
-(cd js && npx --no-install tsc -p test)
+echo "== type declarations (the glue's, and the generated codec's)"
+(cd js && npx --no-install tsc -p test && npx --no-install tsc -p codec)
 
 echo "== tests: Node and headless Chromium"
 MONTY_WIRE_REQUIRE_CHROMIUM=1 node --test js/test/*.test.mjs
