@@ -43,7 +43,10 @@
 const protocolVersion :UInt32 = 3;
 # History: 1 values, exceptions, limits and usage; 2 adds requests and
 # responses (`Request`, `Response`) for one-shot runs and REPL sessions,
-# type checking, and the `Dump` envelope; 3 adds `DateTime.fold`.
+# type checking, and the `Dump` envelope; 3 adds `DateTime.fold`, and
+# mounts and the environment map (`Mount`, `Environment`; the `mounts` and
+# `environment` fields of `OpenRun`, `OpenRepl`, `Feed` and `LoadSession`;
+# `Dump.mountState`).
 
 # ---------------------------------------------------------------------------
 # Values
@@ -478,6 +481,8 @@ struct OpenRun {
   limits @4 :ResourceLimits;
   osPolicy @5 :OsPolicy;
   cwd @6 :Text = "/";                # absolute virtual directory relative paths resolve against
+  mounts @7 :List(Mount);            # host directories served inside the library (see `Mount`)
+  environment @8 :Environment;       # what os.environ / os.getenv read (null: ask the host)
 }
 
 struct LoadProgram {
@@ -553,6 +558,8 @@ struct OpenRepl {
     off @5 :Void;
     on @6 :TypeCheckOptions;         # check each snippet before running it
   }
+  mounts @7 :List(Mount);            # host directories served inside the library, for every feed
+  environment @8 :Environment;       # what os.environ / os.getenv read (null: ask the host)
 }
 
 # One snippet for a REPL.
@@ -560,6 +567,7 @@ struct Feed {
   code @0 :Text;
   inputs @1 :NamedValues;            # globals to set before the snippet runs
   skipTypeCheck @2 :Bool;            # run this snippet unchecked even if the session checks
+  mounts @3 :List(Mount);            # more mounts for this snippet only, until it completes
 }
 
 # Named values in one arena.
@@ -581,6 +589,47 @@ struct CallFunction {
 struct LoadSession {
   dump @0 :Data;                     # the `dump` bytes of an earlier `dumpSession`
   limits @1 :ResourceLimits;         # the host's limits; a dump carries none of the host's
+  mounts @2 :List(Mount);            # the mounts to open again; a dump grants no access by itself
+  environment @3 :Environment;       # what os.environ / os.getenv read (null: ask the host)
+}
+
+# A host directory the sandbox sees at `virtualPath`. OS calls on paths under
+# it are served inside the library (by monty's `monty-fs`) and never reach the
+# host; every other OS call still suspends as an `osCall`. The directory is
+# opened once, when the session opens, and every operation is relative to that
+# handle, so neither `..`, a symlink nor a rename can reach past it. Mounts
+# must have distinct virtual paths and disjoint host directories; a list that
+# breaks that, a host path that is not a directory, or a relative virtual path
+# is a `protocolError` (`invalidArgument`) that leaves the session as it was.
+# Builds without a real file system (wasm32) refuse any mount that way too.
+struct Mount {
+  virtualPath @0 :Text;              # absolute, e.g. "/data"
+  hostPath @1 :Text;                 # a directory of the host, as the host's OS names it
+  mode @2 :MountMode;
+  memoryLimit :union {
+    default @3 :Void;                # monty-fs's default budget (50 MB)
+    bytes @4 :UInt64;                # overlay data and results of this mount, at most this many bytes
+  }
+}
+
+enum MountMode {
+  readOnly @0;                       # reads; every write raises PermissionError
+  readWrite @1;                      # reads and writes reach the host directory
+  overlay @2;                        # reads fall through to the host directory; writes stay in memory
+}
+
+# What the sandbox's os.environ and os.getenv read. A null `environment` field
+# keeps them host calls (`osCall` getenv / getEnviron).
+struct Environment {
+  union {
+    callHost @0 :Void;               # each read is an `osCall`
+    map @1 :List(EnvVar);            # answered inside the library from these variables, no others
+  }
+}
+
+struct EnvVar {
+  name @0 :Text;
+  value @1 :Text;
 }
 
 struct TypeCheckOptions {
@@ -903,6 +952,7 @@ struct Dump {
   totalSleepNanos @8 :UInt64;        # system.sleep time so far (counted against maxTotalSleep)
   feedElapsedNanos @9 :UInt64;       # interpreter time so far (Usage.feedElapsedNanos)
   futureNames @10 :List(FutureName); # function calls the host turned into futures, not yet resolved
+  mountState @11 :Data;              # mounts' virtual paths and modes, and overlay writes (monty-wire's own CBOR); empty: no mounts
 
   # A pending future and the function whose call made it: a future resolved
   # `notFound` raises a NameError naming that function.

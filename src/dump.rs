@@ -120,6 +120,9 @@ pub struct FlightRecord {
     /// Function calls the host turned into futures, not yet resolved: call
     /// id and function name.
     pub future_names: Vec<(u32, String)>,
+    /// The session's mounts and overlay writes (`Dump.mountState`, written
+    /// and read by the session's mount table); empty without mounts.
+    pub mount_state: Vec<u8>,
 }
 
 /// A session dump, read back: monty's part and the engine's.
@@ -168,6 +171,17 @@ pub fn dump_session(
     let payload =
         monty::dump(script_name, type_check, module_stubs, state).map_err(|e| DumpEncodeError(e.to_string()))?;
     seal(kind, DUMP_VERSION, &payload, flight, key)
+}
+
+/// A session dump with `mount_state` in place of the mount state it had,
+/// sealed again under `key` (which opened it).
+pub fn with_mount_state(bytes: &[u8], mount_state: Vec<u8>, key: &DumpKey) -> Result<WireMessage, DumpEncodeError> {
+    let opened = open(bytes, key).map_err(|e| DumpEncodeError(e.to_string()))?;
+    let flight = FlightRecord {
+        mount_state,
+        ..opened.flight
+    };
+    seal(opened.kind, opened.dump_version, &opened.payload, &flight, key)
 }
 
 /// Loads what [`dump_session`] wrote.
@@ -230,6 +244,8 @@ fn update_seal(mac: &mut HmacSha256, fields: &SealedFields<'_>) {
         mac.update(&length(name.len()));
         mac.update(name.as_bytes());
     }
+    mac.update(&length(flight.mount_state.len()));
+    mac.update(&flight.mount_state);
 }
 
 fn seal(
@@ -241,7 +257,8 @@ fn seal(
 ) -> Result<WireMessage, DumpEncodeError> {
     let payload = checked_data(payload, "dump payload").map_err(|e| DumpEncodeError(e.to_string()))?;
     let names_len: usize = flight.future_names.iter().map(|(_, name)| name.len() / 8 + 2).sum();
-    let mut message = builder_with_capacity(payload.len() / 8 + names_len + 64);
+    let mount_state = checked_data(&flight.mount_state, "mount state").map_err(|e| DumpEncodeError(e.to_string()))?;
+    let mut message = builder_with_capacity(payload.len() / 8 + names_len + mount_state.len() / 8 + 64);
     let mut root = message.init_root::<wire::dump::Builder<'_>>();
     root.set_kind(kind.to_wire());
     root.set_protocol_version(PROTOCOL_VERSION);
@@ -262,6 +279,9 @@ fn seal(
             entry.set_call_id(*call_id);
             entry.set_name(name);
         }
+    }
+    if !mount_state.is_empty() {
+        root.set_mount_state(mount_state);
     }
     match key.mac() {
         None => root.init_seal().set_none(()),
@@ -369,6 +389,7 @@ fn read_flight(root: wire::dump::Reader<'_>) -> Result<FlightRecord, DecodeError
         total_sleep: Duration::from_nanos(root.get_total_sleep_nanos()),
         elapsed: Duration::from_nanos(root.get_feed_elapsed_nanos()),
         future_names,
+        mount_state: root.get_mount_state()?.to_vec(),
     })
 }
 
@@ -394,6 +415,8 @@ mod tests {
         input.extend_from_slice(&7u32.to_le_bytes());
         input.extend_from_slice(&5u64.to_le_bytes());
         input.extend_from_slice(b"fetch");
+        input.extend_from_slice(&2u64.to_le_bytes());
+        input.extend_from_slice(b"ms");
         input
     }
 
@@ -406,6 +429,7 @@ mod tests {
             total_sleep: Duration::from_secs(2),
             elapsed: Duration::from_micros(5),
             future_names: vec![(7, "fetch".into())],
+            mount_state: b"ms".to_vec(),
         };
         let mut incremental = key.mac().expect("a key");
         update_seal(
@@ -432,6 +456,7 @@ mod tests {
             total_sleep: Duration::from_millis(1500),
             elapsed: Duration::from_nanos(123_456),
             future_names: vec![(1, "a".into()), (4, "fetch_all".into())],
+            mount_state: b"mounts".to_vec(),
         };
         let message = seal(DumpKind::ReplSuspended, DUMP_VERSION, b"payload", &flight, &key).expect("seals");
         let opened = open(message.as_bytes(), &key).expect("opens");
@@ -448,7 +473,8 @@ mod tests {
             open(WireMessage::from_builder(&copy).as_bytes(), &key).map(|_| ())
         };
         assert!(tampered(&|_| {}).is_ok(), "an untouched copy verifies");
-        let edits: [&dyn Fn(wire::dump::Builder<'_>); 5] = [
+        let edits: [&dyn Fn(wire::dump::Builder<'_>); 6] = [
+            &|mut b| b.set_mount_state(b"mountz"),
             &|mut b| b.set_suspensions(0),
             &|mut b| b.set_total_sleep_nanos(0),
             &|mut b| b.set_feed_elapsed_nanos(0),

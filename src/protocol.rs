@@ -71,6 +71,8 @@ pub enum Request {
         dump: Vec<u8>,
         /// The host's limits.
         limits: ResourceLimits,
+        /// The host's mounts and environment: a dump grants no access by itself.
+        access: HostAccess,
     },
     /// Type-check code without running it.
     TypeCheck(Box<TypeCheck>),
@@ -94,6 +96,8 @@ pub struct OpenRepl {
     pub cwd: String,
     /// Type-check each snippet before running it.
     pub type_check: Option<TypeCheckOptions>,
+    /// Mounts and environment of every feed.
+    pub access: HostAccess,
 }
 
 impl Default for OpenRepl {
@@ -105,6 +109,7 @@ impl Default for OpenRepl {
             os_policy: OsPolicy::default(),
             cwd: "/".to_owned(),
             type_check: None,
+            access: HostAccess::default(),
         }
     }
 }
@@ -118,6 +123,8 @@ pub struct Feed {
     pub inputs: Vec<(String, MontyObject)>,
     /// Run it unchecked even in a session that type-checks.
     pub skip_type_check: bool,
+    /// Mounts for this snippet only, on top of the session's.
+    pub mounts: Vec<Mount>,
 }
 
 impl Feed {
@@ -184,6 +191,8 @@ pub struct OpenRun {
     pub os_policy: OsPolicy,
     /// The virtual working directory.
     pub cwd: String,
+    /// Mounts and environment of every run.
+    pub access: HostAccess,
 }
 
 impl OpenRun {
@@ -197,8 +206,53 @@ impl OpenRun {
             limits: ResourceLimits::default(),
             os_policy: OsPolicy::default(),
             cwd: "/".to_owned(),
+            access: HostAccess::default(),
         }
     }
+}
+
+/// What a session may reach of the host without asking it: mounted
+/// directories and environment variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostAccess {
+    /// Host directories served inside the library.
+    pub mounts: Vec<Mount>,
+    /// What `os.environ` and `os.getenv` read.
+    pub environment: Environment,
+}
+
+/// A host directory the sandbox sees at a virtual path (`Mount` in the schema).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute virtual path, e.g. `/data`.
+    pub virtual_path: String,
+    /// The host directory.
+    pub host_path: String,
+    /// What the sandbox may do there.
+    pub mode: MountMode,
+    /// Budget for overlay data and results; `None` is monty-fs's default.
+    pub memory_limit: Option<u64>,
+}
+
+/// What the sandbox may do in a mounted directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountMode {
+    /// Reads; writes raise `PermissionError`.
+    ReadOnly,
+    /// Reads and writes reach the host directory.
+    ReadWrite,
+    /// Reads fall through to the host directory; writes stay in memory.
+    Overlay,
+}
+
+/// What `os.environ` and `os.getenv` read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Environment {
+    /// Each read is an OS call to the host.
+    #[default]
+    CallHost,
+    /// Answered inside the library from these variables (name, value), no others.
+    Map(Vec<(String, String)>),
 }
 
 /// The host's answer to a function call or an OS call.

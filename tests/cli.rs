@@ -242,3 +242,51 @@ fn a_missing_script_is_a_clear_error() {
 fn path_in(dir: &Path, file: &str) -> String {
     dir.join(file).to_str().expect("UTF-8 temp path").to_owned()
 }
+
+#[test]
+fn mount_shows_a_host_directory_in_each_mode() {
+    let data = tempfile::TempDir::new().expect("temp dir");
+    std::fs::write(data.path().join("in.txt"), "from the host").expect("write");
+    let dir = data.path().to_str().expect("UTF-8 temp path");
+    let script = Script::new(
+        "mount",
+        "from pathlib import Path\nd = Path('/data')\ntry:\n    (d / 'out.txt').write_text('written')\n    w = (d / 'out.txt').read_text()\nexcept PermissionError:\n    w = 'refused'\n[(d / 'in.txt').read_text(), w]\n",
+    );
+    for (mode, written, on_disk) in [
+        ("ro", "refused", false),
+        ("rw", "written", true),
+        ("overlay", "written", false),
+    ] {
+        let mount = format!("/data={dir}:{mode}");
+        let output = monty_wire(&["run", "--mount", &mount, script.path()]);
+        assert!(output.status.success(), "{mode}: {}", stderr(&output));
+        assert_eq!(stdout(&output), format!("['from the host', '{written}']\n"), "{mode}");
+        assert_eq!(data.path().join("out.txt").exists(), on_disk, "{mode}");
+        let _ = std::fs::remove_file(data.path().join("out.txt"));
+    }
+    // Overlapping mounts are refused before the script runs.
+    let output = monty_wire(&[
+        "run",
+        "--mount",
+        &format!("/a={dir}"),
+        "--mount",
+        &format!("/b={dir}:rw"),
+        script.path(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("overlaps"), "{}", stderr(&output));
+}
+
+#[test]
+fn env_sets_what_os_environ_reads() {
+    let script = Script::new(
+        "env",
+        "import os\n(os.getenv('GREETING'), os.getenv('UNSET'), dict(os.environ))\n",
+    );
+    let output = monty_wire(&["run", "--env", "GREETING=hi there", "--env", "EMPTY=", script.path()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "('hi there', None, {'GREETING': 'hi there', 'EMPTY': ''})\n"
+    );
+}

@@ -166,6 +166,7 @@ fn an_invalid_dump_leaves_an_empty_session_empty() {
     let load = Request::LoadSession {
         dump: b"not a dump".to_vec(),
         limits: ResourceLimits::default(),
+        access: Default::default(),
     };
     expect_code(host.send(&load), ErrorCode::InvalidDump);
     let opened = host.send(&Request::OpenRun(Box::new(OpenRun::new("1 + 1"))));

@@ -54,7 +54,11 @@ fn load(dump: Vec<u8>) -> Host {
 /// response, whose usage shows the restored bookkeeping.
 fn load_with(dump: Vec<u8>, limits: ResourceLimits) -> (Host, Response) {
     let host = Host::new();
-    let response = host.send(&Request::LoadSession { dump, limits });
+    let response = host.send(&Request::LoadSession {
+        dump,
+        limits,
+        access: Default::default(),
+    });
     assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
     (host, response)
 }
@@ -685,6 +689,7 @@ fn resume_dump_in_child_process() {
     let response = host.send(&Request::LoadSession {
         dump: bytes,
         limits: ResourceLimits::default(),
+        access: Default::default(),
     });
     assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
     let ids: Vec<u32> = std::env::var("MONTY_WIRE_CHILD_IDS")
@@ -752,6 +757,7 @@ fn sealed_dumps_are_checked_before_they_are_read() {
     let response = good.send(&Request::LoadSession {
         dump: sealed.clone(),
         limits: ResourceLimits::default(),
+        access: Default::default(),
     });
     assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
     assert_eq!(complete(feed_run(&good, "secret")), int(42));
@@ -763,6 +769,7 @@ fn sealed_dumps_are_checked_before_they_are_read() {
             host.send(&Request::LoadSession {
                 dump,
                 limits: ResourceLimits::default(),
+                access: Default::default(),
             }),
             ErrorCode::InvalidDump,
         );
@@ -825,6 +832,7 @@ fn refused_load(dump: Vec<u8>) -> String {
         host.send(&Request::LoadSession {
             dump,
             limits: ResourceLimits::default(),
+            access: Default::default(),
         }),
         ErrorCode::InvalidDump,
     );

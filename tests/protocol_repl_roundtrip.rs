@@ -88,6 +88,7 @@ fn repl_requests_round_trip() {
                 ("f".into(), MontyObject::function("f", Some("doc".into()))),
             ],
             skip_type_check: true,
+            mounts: Vec::new(),
         },
     ] {
         assert_request_round_trips(&Request::FeedRun(feed.clone()));
@@ -103,6 +104,7 @@ fn repl_requests_round_trip() {
     assert_request_round_trips(&Request::LoadSession {
         dump: vec![1, 2, 3, 0, 255],
         limits: ResourceLimits::default(),
+        access: Default::default(),
     });
     assert_request_round_trips(&Request::SetDumpKey(b"secret".to_vec()));
     assert_request_round_trips(&Request::SetDumpKey(Vec::new()));

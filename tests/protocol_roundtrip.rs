@@ -18,9 +18,9 @@ use monty_types::{
 use monty_wire::{
     DecodeError, DecodeLimits, codec, decode_request, decode_response, encode_request, encode_response,
     protocol::{
-        CallResult, ErrorCode, Feed, FunctionCallEvent, NameLookupEvent, NameLookupResult, OpenRepl, OpenRun,
-        OsCallEvent, Outcome, PrintSegment, ProtocolError, Request, ResolveFuturesEvent, Response, TypeCheckOptions,
-        Usage,
+        CallResult, Environment, ErrorCode, Feed, FunctionCallEvent, HostAccess, Mount, MountMode, NameLookupEvent,
+        NameLookupResult, OpenRepl, OpenRun, OsCallEvent, Outcome, PrintSegment, ProtocolError, Request,
+        ResolveFuturesEvent, Response, TypeCheckOptions, Usage,
     },
     schema::monty_wire_capnp as wire,
 };
@@ -338,9 +338,45 @@ fn open_run_round_trips_every_field() {
         limits: custom_limits(),
         os_policy: policies().swap_remove(2),
         cwd: "/home/sandbox".to_owned(),
+        access: host_access(),
     };
     assert_request_round_trips(&Request::OpenRun(Box::new(open)));
     assert_request_round_trips(&Request::OpenRun(Box::new(OpenRun::new(""))));
+}
+
+/// Every mount mode, both memory budgets, and an environment map.
+fn host_access() -> HostAccess {
+    HostAccess {
+        mounts: mounts(),
+        environment: Environment::Map(vec![
+            ("HOME".into(), "/home/sandbox".into()),
+            (String::new(), "é".into()),
+        ]),
+    }
+}
+
+fn mounts() -> Vec<Mount> {
+    [MountMode::ReadOnly, MountMode::ReadWrite, MountMode::Overlay]
+        .into_iter()
+        .zip([None, Some(0), Some(u64::MAX)])
+        .map(|(mode, memory_limit)| Mount {
+            virtual_path: "/data".into(),
+            host_path: "./dir with spaces/é".into(),
+            mode,
+            memory_limit,
+        })
+        .collect()
+}
+
+#[test]
+fn load_session_round_trips_the_hosts_mounts_and_environment() {
+    for access in [HostAccess::default(), host_access()] {
+        assert_request_round_trips(&Request::LoadSession {
+            dump: vec![1, 2, 3],
+            limits: custom_limits(),
+            access,
+        });
+    }
 }
 
 #[test]
@@ -655,6 +691,7 @@ fn open_repl_round_trips_every_field() {
             os_policy,
             cwd: "/home/sandbox".to_owned(),
             type_check,
+            access: host_access(),
         };
         assert_request_round_trips(&Request::OpenRepl(Box::new(open)));
     }
@@ -671,12 +708,14 @@ fn feed_inputs_come_back_by_name_and_value() {
             ("xs".to_owned(), MontyObject::none()),
         ],
         skip_type_check: false,
+        mounts: mounts(),
     };
     for request in [Request::FeedRun(feed.clone()), Request::FeedStart(feed.clone())] {
         match assert_request_round_trips(&request) {
             Request::FeedRun(back) | Request::FeedStart(back) => {
                 assert_eq!(back.code, feed.code);
                 assert_eq!(back.inputs, feed.inputs);
+                assert_eq!(back.mounts, feed.mounts);
                 assert!(!back.skip_type_check);
             }
             other => panic!("unexpected {other:?}"),

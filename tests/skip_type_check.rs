@@ -52,6 +52,7 @@ fn a_skipped_snippet_suspended_in_a_dump_is_seen_after_the_load() {
     let response = loaded.send(&Request::LoadSession {
         dump: dump_of(host.send(&Request::DumpSession)),
         limits: Default::default(),
+        access: Default::default(),
     });
     assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
     complete(loaded.resume(CallResult::Value(MontyObject::none())));

@@ -13,6 +13,7 @@ export const protocolVersion = 3;
 export const FileMode = Object.freeze({ read: 0, readUpdate: 1, write: 2, writeUpdate: 3, append: 4, appendUpdate: 5 });
 export const ExcType = Object.freeze({ exception: 0, baseException: 1, systemExit: 2, keyboardInterrupt: 3, arithmeticError: 4, overflowError: 5, zeroDivisionError: 6, lookupError: 7, indexError: 8, keyError: 9, runtimeError: 10, notImplementedError: 11, recursionError: 12, attributeError: 13, frozenInstanceError: 14, nameError: 15, unboundLocalError: 16, valueError: 17, unicodeDecodeError: 18, unicodeEncodeError: 19, jsonDecodeError: 20, tomlDecodeError: 21, importError: 22, moduleNotFoundError: 23, osError: 24, fileNotFoundError: 25, fileExistsError: 26, isADirectoryError: 27, notADirectoryError: 28, permissionError: 29, unsupportedOperation: 30, timeoutError: 31, assertionError: 32, memoryError: 33, stopIteration: 34, syntaxError: 35, typeError: 36, rePatternError: 37, binasciiError: 38, binasciiIncomplete: 39, csvError: 40, decimalException: 41, decimalClamped: 42, decimalInvalidOperation: 43, decimalConversionSyntax: 44, decimalDivisionByZero: 45, decimalDivisionImpossible: 46, decimalDivisionUndefined: 47, decimalInexact: 48, decimalInvalidContext: 49, decimalRounded: 50, decimalSubnormal: 51, decimalOverflow: 52, decimalUnderflow: 53, decimalFloatOperation: 54 });
 export const ProcessTime = Object.freeze({ zero: 0, elapsed: 1 });
+export const MountMode = Object.freeze({ readOnly: 0, readWrite: 1, overlay: 2 });
 export const TypeCheckFormat = Object.freeze({ full: 0, concise: 1, azure: 2, json: 3, jsonLines: 4, rdjson: 5, pylint: 6, gitlab: 7, github: 8 });
 export const ContinuationMode = Object.freeze({ complete: 0, incompleteImplicit: 1, incompleteBlock: 2 });
 export const Severity = Object.freeze({ info: 0, warning: 1, error: 2, fatal: 3 });
@@ -1632,7 +1633,7 @@ export function Request_openRun(s, out = new StructReader()) {
 }
 export function Request_init_openRun(b, s) {
   b.view.setUint16(s + 0, 0, true);
-  return b.initStruct(s + 8, 0, 7);
+  return b.initStruct(s + 8, 0, 9);
 }
 export function Request_run(s, out = new StructReader()) {
   if (s.pc > 0) return readStruct(s.r, s.p + 0, out);
@@ -1746,7 +1747,7 @@ export function Request_openRepl(s, out = new StructReader()) {
 }
 export function Request_init_openRepl(b, s) {
   b.view.setUint16(s + 0, 11, true);
-  return b.initStruct(s + 8, 1, 6);
+  return b.initStruct(s + 8, 1, 8);
 }
 export function Request_feedRun(s, out = new StructReader()) {
   if (s.pc > 0) return readStruct(s.r, s.p + 0, out);
@@ -1757,7 +1758,7 @@ export function Request_feedRun(s, out = new StructReader()) {
 }
 export function Request_init_feedRun(b, s) {
   b.view.setUint16(s + 0, 12, true);
-  return b.initStruct(s + 8, 1, 2);
+  return b.initStruct(s + 8, 1, 3);
 }
 export function Request_feedStart(s, out = new StructReader()) {
   if (s.pc > 0) return readStruct(s.r, s.p + 0, out);
@@ -1768,7 +1769,7 @@ export function Request_feedStart(s, out = new StructReader()) {
 }
 export function Request_init_feedStart(b, s) {
   b.view.setUint16(s + 0, 13, true);
-  return b.initStruct(s + 8, 1, 2);
+  return b.initStruct(s + 8, 1, 3);
 }
 export const Request_detectContinuation_AT = 0;
 export function Request_detectContinuation(s) {
@@ -1804,7 +1805,7 @@ export function Request_loadSession(s, out = new StructReader()) {
 }
 export function Request_init_loadSession(b, s) {
   b.view.setUint16(s + 0, 18, true);
-  return b.initStruct(s + 8, 0, 2);
+  return b.initStruct(s + 8, 0, 4);
 }
 export function Request_typeCheck(s, out = new StructReader()) {
   if (s.pc > 0) return readStruct(s.r, s.p + 0, out);
@@ -1828,10 +1829,10 @@ export function Request_set_setDumpKey(b, s, v) {
 
 // --- OpenRun
 export const OpenRun_DATA_WORDS = 0;
-export const OpenRun_POINTERS = 7;
-export const OpenRun_BYTES = 56;
+export const OpenRun_POINTERS = 9;
+export const OpenRun_BYTES = 72;
 export function OpenRun_newRoot(b) {
-  return b.initRoot(0, 7);
+  return b.initRoot(0, 9);
 }
 export const OpenRun_code_AT = 0;
 export function OpenRun_code(s) {
@@ -1894,6 +1895,27 @@ export function OpenRun_cwd(s) {
 }
 export function OpenRun_set_cwd(b, s, v) {
   b.setText(s + 48, v);
+}
+export const OpenRun_mounts_AT = 56;
+export function OpenRun_mounts(s, out = new ListReader()) {
+  if (s.pc > 7) return readList(s.r, s.p + 56, 7, out);
+  out.r = s.r;
+  out.o = s.d;
+  out.length = out.step = out.ds = out.pc = 0;
+  return out;
+}
+export function OpenRun_init_mounts(b, s, n) {
+  return b.initStructList(s + 56, n, 2, 2);
+}
+export function OpenRun_environment(s, out = new StructReader()) {
+  if (s.pc > 8) return readStruct(s.r, s.p + 64, out);
+  out.r = s.r;
+  out.d = out.p = s.d;
+  out.ds = out.pc = 0;
+  return out;
+}
+export function OpenRun_init_environment(b, s) {
+  return b.initStruct(s + 64, 1, 1);
 }
 
 // --- LoadProgram
@@ -2208,10 +2230,10 @@ export function Arguments_init_keyword(b, s, n) {
 
 // --- OpenRepl
 export const OpenRepl_DATA_WORDS = 1;
-export const OpenRepl_POINTERS = 6;
-export const OpenRepl_BYTES = 56;
+export const OpenRepl_POINTERS = 8;
+export const OpenRepl_BYTES = 72;
 export function OpenRepl_newRoot(b) {
-  return b.initRoot(1, 6);
+  return b.initRoot(1, 8);
 }
 export const OpenRepl_scriptName_AT = 0;
 export function OpenRepl_scriptName(s) {
@@ -2263,6 +2285,27 @@ export function OpenRepl_typeChecking(s) {
 export function OpenRepl_init_typeChecking(b, s) {
   return s;
 }
+export const OpenRepl_mounts_AT = 48;
+export function OpenRepl_mounts(s, out = new ListReader()) {
+  if (s.pc > 6) return readList(s.r, s.p + 48, 7, out);
+  out.r = s.r;
+  out.o = s.d;
+  out.length = out.step = out.ds = out.pc = 0;
+  return out;
+}
+export function OpenRepl_init_mounts(b, s, n) {
+  return b.initStructList(s + 56, n, 2, 2);
+}
+export function OpenRepl_environment(s, out = new StructReader()) {
+  if (s.pc > 7) return readStruct(s.r, s.p + 56, out);
+  out.r = s.r;
+  out.d = out.p = s.d;
+  out.ds = out.pc = 0;
+  return out;
+}
+export function OpenRepl_init_environment(b, s) {
+  return b.initStruct(s + 64, 1, 1);
+}
 
 // --- OpenRepl.typeChecking (group)
 export const OpenRepl_typeChecking_Which = Object.freeze({ off: 0, on: 1 });
@@ -2287,10 +2330,10 @@ export function OpenRepl_typeChecking_init_on(b, s) {
 
 // --- Feed
 export const Feed_DATA_WORDS = 1;
-export const Feed_POINTERS = 2;
-export const Feed_BYTES = 24;
+export const Feed_POINTERS = 3;
+export const Feed_BYTES = 32;
 export function Feed_newRoot(b) {
-  return b.initRoot(1, 2);
+  return b.initRoot(1, 3);
 }
 export const Feed_code_AT = 0;
 export function Feed_code(s) {
@@ -2315,6 +2358,17 @@ export function Feed_skipTypeCheck(s) {
 export function Feed_set_skipTypeCheck(b, s, v) {
   const x = b.view.getUint8(s + 0);
   b.view.setUint8(s + 0, (v ? 1 : 0) === 1 ? x | 1 : x & 254);
+}
+export const Feed_mounts_AT = 16;
+export function Feed_mounts(s, out = new ListReader()) {
+  if (s.pc > 2) return readList(s.r, s.p + 16, 7, out);
+  out.r = s.r;
+  out.o = s.d;
+  out.length = out.step = out.ds = out.pc = 0;
+  return out;
+}
+export function Feed_init_mounts(b, s, n) {
+  return b.initStructList(s + 24, n, 2, 2);
 }
 
 // --- NamedValues
@@ -2396,10 +2450,10 @@ export function CallFunction_init_args(b, s) {
 
 // --- LoadSession
 export const LoadSession_DATA_WORDS = 0;
-export const LoadSession_POINTERS = 2;
-export const LoadSession_BYTES = 16;
+export const LoadSession_POINTERS = 4;
+export const LoadSession_BYTES = 32;
 export function LoadSession_newRoot(b) {
-  return b.initRoot(0, 2);
+  return b.initRoot(0, 4);
 }
 export const LoadSession_dump_AT = 0;
 export function LoadSession_dump(s) {
@@ -2417,6 +2471,133 @@ export function LoadSession_limits(s, out = new StructReader()) {
 }
 export function LoadSession_init_limits(b, s) {
   return b.initStruct(s + 8, 9, 0);
+}
+export const LoadSession_mounts_AT = 16;
+export function LoadSession_mounts(s, out = new ListReader()) {
+  if (s.pc > 2) return readList(s.r, s.p + 16, 7, out);
+  out.r = s.r;
+  out.o = s.d;
+  out.length = out.step = out.ds = out.pc = 0;
+  return out;
+}
+export function LoadSession_init_mounts(b, s, n) {
+  return b.initStructList(s + 16, n, 2, 2);
+}
+export function LoadSession_environment(s, out = new StructReader()) {
+  if (s.pc > 3) return readStruct(s.r, s.p + 24, out);
+  out.r = s.r;
+  out.d = out.p = s.d;
+  out.ds = out.pc = 0;
+  return out;
+}
+export function LoadSession_init_environment(b, s) {
+  return b.initStruct(s + 24, 1, 1);
+}
+
+// --- Mount
+export const Mount_DATA_WORDS = 2;
+export const Mount_POINTERS = 2;
+export const Mount_BYTES = 32;
+export function Mount_newRoot(b) {
+  return b.initRoot(2, 2);
+}
+export const Mount_virtualPath_AT = 0;
+export function Mount_virtualPath(s) {
+  return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
+}
+export function Mount_set_virtualPath(b, s, v) {
+  b.setText(s + 16, v);
+}
+export const Mount_hostPath_AT = 8;
+export function Mount_hostPath(s) {
+  return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
+}
+export function Mount_set_hostPath(b, s, v) {
+  b.setText(s + 24, v);
+}
+export const Mount_mode_AT = 0;
+export function Mount_mode(s) {
+  return s.ds >= 2 ? (s.r.view.getUint16(s.d + 0, true)) : 0;
+}
+export function Mount_set_mode(b, s, v) {
+  b.view.setUint16(s + 0, v, true);
+}
+export function Mount_memoryLimit(s) {
+  return s;
+}
+export function Mount_init_memoryLimit(b, s) {
+  return s;
+}
+
+// --- Mount.memoryLimit (group)
+export const Mount_memoryLimit_Which = Object.freeze({ default: 0, bytes: 1 });
+export const Mount_memoryLimit_WHICH_AT = 2;
+export function Mount_memoryLimit_which(s) {
+  return s.ds >= 4 ? s.r.view.getUint16(s.d + 2, true) : 0;
+}
+export function Mount_memoryLimit_set_default(b, s) {
+  b.view.setUint16(s + 2, 0, true);
+}
+export const Mount_memoryLimit_bytes_AT = 8;
+export function Mount_memoryLimit_bytes(s) {
+  return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
+}
+export function Mount_memoryLimit_bytes_number(s) {
+  return s.ds >= 16 ? readUint64Number(s.r.view, s.d + 8) : 0;
+}
+export function Mount_memoryLimit_set_bytes(b, s, v) {
+  b.view.setUint16(s + 2, 1, true);
+  writeUint64(b.view, s + 8, v);
+}
+
+// --- Environment
+export const Environment_DATA_WORDS = 1;
+export const Environment_POINTERS = 1;
+export const Environment_BYTES = 16;
+export function Environment_newRoot(b) {
+  return b.initRoot(1, 1);
+}
+export const Environment_Which = Object.freeze({ callHost: 0, map: 1 });
+export const Environment_WHICH_AT = 0;
+export function Environment_which(s) {
+  return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
+}
+export function Environment_set_callHost(b, s) {
+  b.view.setUint16(s + 0, 0, true);
+}
+export const Environment_map_AT = 0;
+export function Environment_map(s, out = new ListReader()) {
+  if (s.pc > 0) return readList(s.r, s.p + 0, 7, out);
+  out.r = s.r;
+  out.o = s.d;
+  out.length = out.step = out.ds = out.pc = 0;
+  return out;
+}
+export function Environment_init_map(b, s, n) {
+  b.view.setUint16(s + 0, 1, true);
+  return b.initStructList(s + 8, n, 0, 2);
+}
+
+// --- EnvVar
+export const EnvVar_DATA_WORDS = 0;
+export const EnvVar_POINTERS = 2;
+export const EnvVar_BYTES = 16;
+export function EnvVar_newRoot(b) {
+  return b.initRoot(0, 2);
+}
+export const EnvVar_name_AT = 0;
+export function EnvVar_name(s) {
+  return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
+}
+export function EnvVar_set_name(b, s, v) {
+  b.setText(s + 0, v);
+}
+export const EnvVar_value_AT = 8;
+export function EnvVar_value(s) {
+  return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
+}
+export function EnvVar_set_value(b, s, v) {
+  b.setText(s + 8, v);
 }
 
 // --- TypeCheckOptions
@@ -3709,10 +3890,10 @@ export function ProtocolError_set_message(b, s, v) {
 
 // --- Dump
 export const Dump_DATA_WORDS = 5;
-export const Dump_POINTERS = 4;
-export const Dump_BYTES = 72;
+export const Dump_POINTERS = 5;
+export const Dump_BYTES = 80;
 export function Dump_newRoot(b) {
-  return b.initRoot(5, 4);
+  return b.initRoot(5, 5);
 }
 export const Dump_kind_AT = 0;
 export function Dump_kind(s) {
@@ -3795,6 +3976,13 @@ export function Dump_futureNames(s, out = new ListReader()) {
 }
 export function Dump_init_futureNames(b, s, n) {
   return b.initStructList(s + 64, n, 1, 1);
+}
+export const Dump_mountState_AT = 32;
+export function Dump_mountState(s) {
+  return s.pc > 4 ? readData(s.r, s.p + 32, EMPTY) : EMPTY;
+}
+export function Dump_set_mountState(b, s, v) {
+  b.setData(s + 72, v);
 }
 
 // --- Dump.FutureName

@@ -24,7 +24,8 @@ use monty_wire::{
         monty_wire_session_open, monty_wire_set_print_callback,
     },
     protocol::{
-        CallResult, Feed, NameLookupResult, OpenRepl, OpenRun, Outcome, Request, Response, TypeCheck, TypeCheckOptions,
+        CallResult, Environment, Feed, HostAccess, Mount, MountMode, NameLookupResult, OpenRepl, OpenRun, Outcome,
+        Request, Response, TypeCheck, TypeCheckOptions,
     },
     schema::monty_wire_capnp as wire,
 };
@@ -82,6 +83,55 @@ struct RunArgs {
     /// (`000-request.bin`, `000-response.bin`, ...), for `monty-wire decode`.
     #[arg(long, value_name = "DIR")]
     trace: Option<PathBuf>,
+    #[command(flatten)]
+    access: AccessArgs,
+}
+
+/// What the sandbox may reach of this machine.
+#[derive(clap::Args)]
+struct AccessArgs {
+    /// Show a host directory to the script at VIRTUAL (repeatable): `ro`
+    /// (the default) reads only, `rw` writes to it, `overlay` keeps writes in
+    /// memory.
+    #[arg(long = "mount", value_name = "VIRTUAL=DIR[:ro|rw|overlay]", value_parser = parse_mount)]
+    mounts: Vec<Mount>,
+    /// An environment variable for os.environ / os.getenv (repeatable); with
+    /// none, the script sees an empty environment.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+}
+
+impl AccessArgs {
+    fn access(&self) -> HostAccess {
+        HostAccess {
+            mounts: self.mounts.clone(),
+            environment: Environment::Map(self.env.clone()),
+        }
+    }
+}
+
+fn parse_mount(arg: &str) -> Result<Mount, String> {
+    let (virtual_path, host) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("{arg:?} is not VIRTUAL=DIR[:ro|rw|overlay]"))?;
+    let (host_path, mode) = match host.rsplit_once(':') {
+        Some((dir, "ro")) => (dir, MountMode::ReadOnly),
+        Some((dir, "rw")) => (dir, MountMode::ReadWrite),
+        Some((dir, "overlay")) => (dir, MountMode::Overlay),
+        _ => (host, MountMode::ReadOnly),
+    };
+    Ok(Mount {
+        virtual_path: virtual_path.to_owned(),
+        host_path: host_path.to_owned(),
+        mode,
+        memory_limit: None,
+    })
+}
+
+fn parse_env(arg: &str) -> Result<(String, String), String> {
+    arg.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{arg:?} is not NAME=VALUE"))
 }
 
 #[derive(clap::Args)]
@@ -92,6 +142,8 @@ struct ReplArgs {
     /// Type-check each snippet before running it.
     #[arg(long)]
     type_check: bool,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -349,6 +401,7 @@ fn run(args: &RunArgs) -> ExitCode {
     open.script_name = args.script.display().to_string();
     open.input_names = names;
     open.limits = limits;
+    open.access = args.access.access();
     match session.drive(Request::OpenRun(Box::new(open))) {
         Ok(Outcome::Ok) => {}
         Ok(outcome) => return report(outcome),
@@ -394,10 +447,13 @@ fn repl(args: &ReplArgs) -> ExitCode {
         script_name: "<stdin>".into(),
         limits,
         type_check: args.type_check.then(TypeCheckOptions::default),
+        access: args.access.access(),
         ..OpenRepl::default()
     };
-    if let Err(err) = session.drive(Request::OpenRepl(Box::new(open))) {
-        return fail(err);
+    match session.drive(Request::OpenRepl(Box::new(open))) {
+        Ok(Outcome::Ok) => {}
+        Ok(outcome) => return report(outcome),
+        Err(err) => return fail(err),
     }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();

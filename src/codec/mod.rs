@@ -60,6 +60,7 @@ pub mod exception;
 pub(crate) mod fields;
 pub mod limits;
 pub mod message;
+pub(crate) mod mounts;
 pub mod os;
 pub mod request;
 pub mod response;

@@ -12,6 +12,9 @@ use super::{
     fields::{checked_data, checked_text, unknown_arm, wire_len},
     limits::{read_limits, write_limits},
     message::DecodeContext,
+    mounts::{
+        estimated_words as access_words, mounts_words, read_access, read_mounts, write_environment, write_mounts,
+    },
     os::{read_compile_options, read_os_policy, write_compile_options, write_os_policy},
     typecheck::{read_options, read_repl_type_check, write_options},
     value::{estimated_words as graph_words, graph_error, read_graph, read_value, write_graph, write_value},
@@ -70,10 +73,12 @@ pub fn write_request(request: &Request, mut b: wire::request::Builder<'_>) -> Re
             write_inputs(args, out.init_args())?;
         }
         Request::DumpSession => b.set_dump_session(()),
-        Request::LoadSession { dump, limits } => {
+        Request::LoadSession { dump, limits, access } => {
             let mut out = b.init_load_session();
             out.set_dump(checked_data(dump, "session dump")?);
-            write_limits(limits, out.init_limits());
+            write_limits(limits, out.reborrow().init_limits());
+            write_mounts(&access.mounts, |n| out.reborrow().init_mounts(n))?;
+            write_environment(&access.environment, || out.init_environment())?;
         }
         Request::TypeCheck(check) => write_type_check(check, b.init_type_check())?,
         Request::SetDumpKey(key) => b.set_set_dump_key(checked_data(key, "dump key")?),
@@ -88,15 +93,17 @@ fn write_open_repl(open: &OpenRepl, mut b: wire::open_repl::Builder<'_>) -> Resu
     write_os_policy(&open.os_policy, b.reborrow().init_os_policy())?;
     b.set_cwd(checked_text(&open.cwd, "working directory")?);
     match &open.type_check {
-        None => b.init_type_checking().set_off(()),
-        Some(options) => write_options(options, b.init_type_checking().init_on())?,
+        None => b.reborrow().init_type_checking().set_off(()),
+        Some(options) => write_options(options, b.reborrow().init_type_checking().init_on())?,
     }
-    Ok(())
+    write_mounts(&open.access.mounts, |n| b.reborrow().init_mounts(n))?;
+    write_environment(&open.access.environment, || b.init_environment())
 }
 
 fn write_feed(feed: &Feed, mut b: wire::feed::Builder<'_>) -> Result<(), EncodeError> {
     b.set_code(checked_text(&feed.code, "snippet")?);
     b.set_skip_type_check(feed.skip_type_check);
+    write_mounts(&feed.mounts, |n| b.reborrow().init_mounts(n))?;
     let mut named = b.init_inputs();
     let (graph, roots) = merged_arena(feed.inputs.iter().map(|(_, value)| value))?;
     write_graph(
@@ -132,7 +139,8 @@ fn write_open_run(open: &OpenRun, mut b: wire::open_run::Builder<'_>) -> Result<
     write_limits(&open.limits, b.reborrow().init_limits());
     write_os_policy(&open.os_policy, b.reborrow().init_os_policy())?;
     b.set_cwd(checked_text(&open.cwd, "working directory")?);
-    Ok(())
+    write_mounts(&open.access.mounts, |n| b.reborrow().init_mounts(n))?;
+    write_environment(&open.access.environment, || b.init_environment())
 }
 
 /// Writes the inputs as one arena: each value's reachable nodes are copied
@@ -203,7 +211,7 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
                 + open.script_name.len()
                 + open.cwd.len()
                 + open.input_names.iter().map(|name| name.len() + 8).sum::<usize>();
-            64 + texts / 8
+            64 + texts / 8 + access_words(&open.access)
         }
         Request::Run(inputs) | Request::Start(inputs) => inputs
             .iter()
@@ -215,10 +223,13 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
         Request::ResolveFutures(results) => results.iter().map(|(_, result)| 2 + call_result_words(result)).sum(),
         Request::LoadProgram { dump, .. } => 32 + dump.len() / 8,
         Request::OpenRepl(open) => {
-            64 + (open.script_name.len() + open.cwd.len()) / 8 + open.type_check.as_ref().map_or(0, options_words)
+            64 + (open.script_name.len() + open.cwd.len()) / 8
+                + open.type_check.as_ref().map_or(0, options_words)
+                + access_words(&open.access)
         }
         Request::FeedRun(feed) | Request::FeedStart(feed) => {
             32 + feed.code.len() / 8
+                + mounts_words(&feed.mounts)
                 + feed
                     .inputs
                     .iter()
@@ -233,7 +244,7 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
                     .map(|arg| graph_words(unstable::graph_parts(arg).0) + 1)
                     .sum::<usize>()
         }
-        Request::LoadSession { dump, .. } => 32 + dump.len() / 8,
+        Request::LoadSession { dump, access, .. } => 32 + dump.len() / 8 + access_words(access),
         Request::TypeCheck(check) => {
             32 + (check.code.len() + check.prefix_code.len() + check.script_name.len()) / 8
                 + options_words(&check.options)
@@ -302,6 +313,7 @@ pub fn read_request(r: wire::request::Reader<'_>, ctx: &mut DecodeContext) -> Re
                     os_policy: read_os_policy(open.get_os_policy()?, ctx)?,
                     cwd: ctx.text(open.get_cwd(), "OpenRepl.cwd")?,
                     type_check: read_repl_type_check(open.get_type_checking(), ctx)?,
+                    access: read_access(open.get_mounts(), open.get_environment(), ctx)?,
                 }))
             }
             Which::FeedRun(feed) => Request::FeedRun(read_feed(feed?, ctx)?),
@@ -323,6 +335,7 @@ pub fn read_request(r: wire::request::Reader<'_>, ctx: &mut DecodeContext) -> Re
                 Request::LoadSession {
                     dump: ctx.data(load.get_dump())?,
                     limits: read_limits(load.get_limits()?)?,
+                    access: read_access(load.get_mounts(), load.get_environment(), ctx)?,
                 }
             }
             Which::TypeCheck(check) => {
@@ -345,6 +358,7 @@ fn read_feed(r: wire::feed::Reader<'_>, ctx: &mut DecodeContext) -> Result<Feed,
         code: ctx.text(r.get_code(), "Feed.code")?,
         inputs: read_named_values(r.get_inputs()?, ctx)?,
         skip_type_check: r.get_skip_type_check(),
+        mounts: read_mounts(r.get_mounts(), ctx)?,
     })
 }
 
@@ -362,6 +376,7 @@ fn read_open_run(r: wire::open_run::Reader<'_>, ctx: &mut DecodeContext) -> Resu
         limits: read_limits(r.get_limits()?)?,
         os_policy: read_os_policy(r.get_os_policy()?, ctx)?,
         cwd: ctx.text(r.get_cwd(), "OpenRun.cwd")?,
+        access: read_access(r.get_mounts(), r.get_environment(), ctx)?,
     })
 }
 

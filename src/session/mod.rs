@@ -8,6 +8,7 @@
 //! reported as `internalError`, and resets the session to empty.
 
 mod input;
+mod mounts;
 mod output;
 mod repl;
 mod run;
@@ -21,6 +22,7 @@ use std::{
 };
 
 use monty_types::{ExcType, MontyException, PrintWriter};
+use mounts::LocalOs;
 pub use output::PrintSink;
 use output::TurnOutput;
 use repl::ReplSession;
@@ -30,7 +32,7 @@ use crate::{
     codec::{DecodeLimits, WireMessage, decode_request, encode_response},
     dump::{self, DumpKey},
     error::EncodeError,
-    protocol::{ErrorCode, Outcome, ProtocolError, Request, Response, Usage},
+    protocol::{CallResult, ErrorCode, OsCallEvent, Outcome, ProtocolError, Request, Response, Usage},
 };
 
 /// Opening a run with this script name panics inside the engine, so tests
@@ -50,6 +52,8 @@ pub struct Session {
     decode_limits: DecodeLimits,
     /// Seals dumps this session writes and checks those it loads.
     dump_key: DumpKey,
+    /// Mounts and the environment map of the run or REPL.
+    local: LocalOs,
     /// Made on the session's first type check and kept: ty caches its
     /// analysis of the standard library stubs between checks. A session
     /// that never checks (a run, a REPL without type checking) never makes
@@ -67,6 +71,7 @@ enum State {
 /// What dispatch needs from the session besides its state.
 struct Context<'a> {
     dump_key: &'a mut DumpKey,
+    local: &'a mut LocalOs,
     #[cfg(feature = "type-check")]
     checker: &'a mut Option<Box<monty_type_checking::TypeChecker>>,
 }
@@ -117,6 +122,7 @@ impl Session {
             elapsed: Duration::ZERO,
             decode_limits: limits,
             dump_key: DumpKey::default(),
+            local: LocalOs::default(),
             #[cfg(feature = "type-check")]
             checker: None,
         }
@@ -194,10 +200,13 @@ impl Session {
         let state = &mut self.state;
         let mut context = Context {
             dump_key: &mut self.dump_key,
+            local: &mut self.local,
             #[cfg(feature = "type-check")]
             checker: &mut self.checker,
         };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| dispatch(state, request, &mut context, &mut turn)));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            dispatch_serving(state, request, &mut context, &mut turn)
+        }));
         let outcome = match result {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => Outcome::ProtocolError(error),
@@ -205,6 +214,7 @@ impl Session {
                 // Whatever was in flight may be half-moved; only an empty
                 // session is known to be consistent.
                 self.state = State::Empty;
+                self.local = LocalOs::default();
                 Outcome::ProtocolError(ProtocolError::new(
                     ErrorCode::InternalError,
                     format!(
@@ -265,6 +275,81 @@ fn measured_memory() -> Option<u64> {
     (live != 0 && baseline != usize::MAX).then(|| live.saturating_sub(baseline) as u64)
 }
 
+/// Dispatches `request`, then answers every OS call a mount or the
+/// environment map covers, in the same turn, until the run needs the host or
+/// ends.
+///
+/// Each of those internal answers is a round trip like a host's: it counts
+/// toward `maxSuspensions` (the interpreter's clock is paused while a call is
+/// served, so that limit is what bounds a sandbox looping on file calls) and
+/// its print output and interpreter time join this turn's.
+fn dispatch_serving(
+    state: &mut State,
+    request: Request,
+    context: &mut Context<'_>,
+    turn: &mut Turn<'_>,
+) -> Result<Outcome, ProtocolError> {
+    // A snippet's own mounts come into force before it runs; a feed the
+    // session refuses leaves the snippet in flight (and its mounts) alone.
+    let feed_mounts = match (&*state, &request) {
+        (State::Repl(_), Request::FeedRun(feed) | Request::FeedStart(feed)) if !feed.mounts.is_empty() => {
+            context.local.begin_feed(&feed.mounts)?;
+            true
+        }
+        _ => false,
+    };
+    let mount_state = match (&*state, &request) {
+        (State::Run(_) | State::Repl(_), Request::DumpSession) => Some(context.local.dump_state()?),
+        _ => None,
+    };
+    let mut outcome = match dispatch(state, request, context, turn) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            if feed_mounts {
+                context.local.end_feed();
+            }
+            return Err(error);
+        }
+    };
+    while let Outcome::OsCall(event) = outcome {
+        let OsCallEvent {
+            call,
+            call_id,
+            allow_eager_await,
+            position,
+        } = event;
+        let result = match context.local.answer(call) {
+            Ok(result) => result,
+            Err(call) => {
+                return Ok(Outcome::OsCall(OsCallEvent {
+                    call,
+                    call_id,
+                    allow_eager_await,
+                    position,
+                }));
+            }
+        };
+        let result = match result {
+            CallResult::Value(value) if allow_eager_await => CallResult::EagerValue(value),
+            CallResult::Exception(exc) if allow_eager_await => CallResult::EagerException(exc),
+            result => result,
+        };
+        outcome = dispatch(state, Request::ResumeOsCall(result), context, turn)?;
+    }
+    match outcome {
+        // The snippet ended: its own mounts go with it.
+        Outcome::Complete(_) | Outcome::PythonError(_) | Outcome::TypeCheckReport(_) => context.local.end_feed(),
+        Outcome::Dump(dump) if mount_state.as_ref().is_some_and(|state| !state.is_empty()) => {
+            let state = mount_state.expect("checked above");
+            return dump::with_mount_state(&dump, state, context.dump_key)
+                .map(|message| Outcome::Dump(message.into_bytes()))
+                .map_err(Into::into);
+        }
+        _ => {}
+    }
+    Ok(outcome)
+}
+
 fn dispatch(
     state: &mut State,
     request: Request,
@@ -315,9 +400,11 @@ fn dispatch(
                 if open.script_name == PANIC_SCRIPT_NAME {
                     panic!("induced by the test hook");
                 }
+                let local = LocalOs::open(&open.access)?;
                 match RunSession::open(*open, turn)? {
                     Ok(run) => {
                         *state = State::Run(Box::new(run));
+                        *context.local = local;
                         Ok(Outcome::Ok)
                     }
                     Err(exc) => Ok(Outcome::PythonError(exc)),
@@ -328,11 +415,17 @@ fn dispatch(
                 Ok(Outcome::Ok)
             }
             Request::OpenRepl(open) => {
+                let local = LocalOs::open(&open.access)?;
                 *state = State::Repl(Box::new(ReplSession::open(*open)?));
+                *context.local = local;
                 Ok(Outcome::Ok)
             }
-            Request::LoadSession { dump, limits } => {
-                let dump::LoadedSession { session, flight } = dump::load_session(&dump, context.dump_key)?;
+            Request::LoadSession { dump, limits, access } => {
+                let dump::LoadedSession { session, mut flight } = dump::load_session(&dump, context.dump_key)?;
+                // The load request's mounts, never the dump's: the dump only
+                // says which to expect, and what the overlays held.
+                let mut local = LocalOs::open(&access)?;
+                local.restore(&std::mem::take(&mut flight.mount_state))?;
                 *state = match session.state {
                     monty::Session::Running(progress) => State::Run(Box::new(RunSession::resume_loaded(
                         progress,
@@ -342,6 +435,7 @@ fn dispatch(
                     ))),
                     _ => State::Repl(Box::new(ReplSession::restore(session, flight, limits)?)),
                 };
+                *context.local = local;
                 Ok(Outcome::Ok)
             }
             _ => Err(ProtocolError::new(

@@ -298,6 +298,7 @@ impl Flight {
             total_sleep: self.total_sleep,
             elapsed: self.elapsed,
             future_names,
+            mount_state: Vec::new(),
         }
     }
 
