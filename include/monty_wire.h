@@ -108,8 +108,9 @@ uint32_t monty_wire_protocol_version(void);
 // [`monty_wire_session_close`].
 MontyWireSession monty_wire_session_open(void);
 
-// Closes a session and frees everything it holds. A thread still inside
-// the session finishes its request first. Returns [`MONTY_WIRE_OK`], or
+// Closes a session and frees everything it holds (on the session's own
+// stack, like a request). A thread still inside the session finishes its
+// request first. Returns [`MONTY_WIRE_OK`], or
 // [`MONTY_WIRE_UNKNOWN_SESSION`] for a handle that is not open (closing
 // twice is harmless).
 int32_t monty_wire_session_close(MontyWireSession session);
@@ -121,6 +122,19 @@ int32_t monty_wire_session_close(MontyWireSession session);
 // and only during this call. The result is never null: every failure
 // (unknown handle, busy session, malformed bytes, wrong state) is a
 // `Response` carrying a `protocolError`.
+//
+// Stack: this may be called from any thread, whatever its stack size (a
+// Dart VM thread's 1 MiB, a macOS secondary thread's 512 KiB, a musl
+// thread's 128 KiB). Importing the request's values, running Python and
+// exporting and encoding the response (exporting, ordering, hashing and
+// printing nested values recurse once per level, up to the session's
+// recursion limit) run on a stack the session owns: mapped on its first
+// request with room for its recursion limit, kept between requests, mapped
+// again larger when a request raises the limit, with a guard page below it.
+// The calling thread's stack holds only decoding, which does not recurse.
+// On Windows a request runs on a fiber of that size when the calling thread
+// has less stack left. In a WebAssembly build there is no switch: the
+// module's own stack applies, and overflowing it traps the instance.
 //
 // # Safety
 // `request` must point to `request_len` readable bytes, or be null with

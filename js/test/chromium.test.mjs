@@ -1,45 +1,11 @@
 // The browser half: serves the repository on 127.0.0.1, opens
-// js/test/browser/index.html in headless Chromium (playwright-core driving
-// the system's chromium; no browser download) and reports each scenario the
-// page ran as a test here.
-//
-// Chromium is found at $CHROMIUM_PATH or /usr/bin/chromium. Without it the
-// test is skipped, unless MONTY_WIRE_REQUIRE_CHROMIUM=1 (scripts/test-web.sh
-// sets it), which makes a missing browser a failure.
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// js/test/browser/index.html in headless Chromium (see chromium.mjs) and
+// reports each scenario the page ran as a test here.
 import { test } from "node:test";
-import { chromium } from "playwright-core";
-import { serve } from "./server.mjs";
+import { skip, withBrowser } from "./chromium.mjs";
 
-const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const required = process.env.MONTY_WIRE_REQUIRE_CHROMIUM === "1";
-const available = existsSync(executablePath);
-
-test("headless Chromium", { skip: !available && !required && `no browser at ${executablePath}` }, async (t) => {
-  if (!available) {
-    throw new Error(`no Chromium at ${executablePath} (set CHROMIUM_PATH, or apt-get install chromium)`);
-  }
-  const server = await serve();
-  const profile = await mkdtemp(join(tmpdir(), "monty-wire-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  const log = [];
-  try {
+test("headless Chromium", { skip }, (t) =>
+  withBrowser(async ({ context, url, log }) => {
     const page = context.pages()[0] ?? (await context.newPage());
     // The page's scenarios about forgotten sessions force a collection.
     const cdp = await context.newCDPSession(page);
@@ -47,7 +13,7 @@ test("headless Chromium", { skip: !available && !required && `no browser at ${ex
     page.on("console", (message) => log.push(`console.${message.type()}: ${message.text()}`));
     page.on("pageerror", (error) => log.push(`pageerror: ${error.message}`));
     page.on("requestfailed", (request) => log.push(`requestfailed: ${request.url()} ${request.failure()?.errorText}`));
-    await page.goto(`${server.url}/js/test/browser/index.html`);
+    await page.goto(`${url}/js/test/browser/index.html`);
     await page.waitForFunction(() => window.__results !== undefined, null, { timeout: 300_000, polling: 250 });
     const results = await page.evaluate(() => window.__results);
     for (const result of results) {
@@ -61,7 +27,7 @@ test("headless Chromium", { skip: !available && !required && `no browser at ${ex
       const example = await context.newPage();
       example.on("console", (message) => log.push(`example console.${message.type()}: ${message.text()}`));
       example.on("pageerror", (error) => log.push(`example pageerror: ${error.message}`));
-      await example.goto(`${server.url}/js/examples/browser.html`);
+      await example.goto(`${url}/js/examples/browser.html`);
       const output = example.locator("#output");
       try {
         await output.filter({ hasText: "fresh worker: 42" }).waitFor({ timeout: 60_000 });
@@ -77,12 +43,5 @@ test("headless Chromium", { skip: !available && !required && `no browser at ${ex
         at = found + part.length;
       }
     });
-  } catch (error) {
-    error.message += `\n--- browser log ---\n${log.join("\n")}`;
-    throw error;
-  } finally {
-    await context.close();
-    await server.close();
-    await rm(profile, { recursive: true, force: true });
-  }
-});
+  }),
+);

@@ -221,6 +221,43 @@ export const scenarios = [
     },
   },
   {
+    name: "an allocation past what wasm32 can hold raises MemoryError, with no limit and with maxMemory 3 GB",
+    async run({ load }) {
+      // Each of these once panicked with "capacity overflow" (a single
+      // allocation over 2 GiB) and trapped, killing the instance.
+      const programs = ["'a' * 2_500_000_000", "[0] * 300_000_000", "'a' * 2_200_000_000"];
+      const wire = await load();
+      for (const maxMemoryBytes of [undefined, 3_000_000_000]) {
+        for (const code of programs) {
+          const what = `${code} with maxMemory ${maxMemoryBytes ?? "unset"}`;
+          const session = wire.openSession();
+          open(session, code, { maxMemoryBytes });
+          const resp = send(session, P.run());
+          eq(P.which(resp), "pythonError", `${what}: response`);
+          eq(P.enumName(S.ExcType, resp.pythonError.type), "MEMORY_ERROR", `${what}: type`);
+          // The instance lives on, and the same session runs again.
+          eq(P.which(send(session, P.run())), "pythonError", `${what}: a second run`);
+          session.close();
+        }
+      }
+      // The same through a REPL, and through setLimits on a ready run.
+      const repl = wire.openSession();
+      expectArm(send(repl, P.request((r) => (r._initOpenRepl()._initLimits()._initMaxMemory().bytes = 3_000_000_000n))), "ok");
+      const fed = send(repl, P.request((r) => (r._initFeedRun().code = "'a' * 2_200_000_000")));
+      eq(P.enumName(S.ExcType, expectArm(fed, "pythonError").pythonError.type), "MEMORY_ERROR", "a REPL feed");
+      repl.close();
+      const reset = wire.openSession();
+      open(reset, "[0] * 300_000_000", { maxMemoryBytes: 1_000_000 });
+      expectArm(send(reset, P.request((r) => r._initSetLimits())), "ok");
+      eq(P.enumName(S.ExcType, expectArm(send(reset, P.run()), "pythonError").pythonError.type), "MEMORY_ERROR", "after setLimits with no limit");
+      reset.close();
+      const next = wire.openSession();
+      open(next, "len('a' * 1_000_000)");
+      eq(P.repr(expectArm(send(next, P.run()), "complete").complete), "1000000", "the next request");
+      next.close();
+    },
+  },
+  {
     name: "awaits two host futures resolved out of order (asyncio.gather)",
     async run({ load }) {
       const wire = await load();

@@ -28,10 +28,13 @@ pub struct DecodeLimits {
     /// The most nodes one value arena may hold.
     pub max_nodes: u32,
     /// The deepest a value may nest (a scalar has depth 1, `[1]` depth 2).
-    /// Decoding never recurses, and neither do monty's own consumers of a
-    /// value (equality, repr, conversion into the sandbox); the bound is for
-    /// hosts whose code walks decoded values recursively, which can lower it
-    /// to what their stack allows.
+    /// Decoding never recurses, and neither does importing a value into the
+    /// sandbox or dropping it (values are flat arenas), so the bound asks
+    /// nothing of the library's stack; it is for hosts whose code walks
+    /// decoded values recursively, which can lower it to what their stack
+    /// allows. (Inside the sandbox, ordering, hashing, repr, `json.dumps`
+    /// and `deepcopy` of nested values do recurse, bounded by the session's
+    /// recursion limit, on a stack sized for it.)
     pub max_depth: u32,
     /// An absolute cap on the heap bytes decoding one message may allocate.
     /// Each message's budget is also proportional to its size; see
@@ -42,7 +45,7 @@ pub struct DecodeLimits {
 impl DecodeLimits {
     /// 256 MiB of message.
     pub const DEFAULT_TRAVERSAL_LIMIT_WORDS: u64 = 32 * 1024 * 1024;
-    /// Four million nodes.
+    /// 4,194,304 nodes.
     pub const DEFAULT_MAX_NODES: u32 = 4 * 1024 * 1024;
     /// A hundred thousand levels. monty exports a result as deep as the
     /// session's recursion limit allows (deeper parts become a

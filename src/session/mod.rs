@@ -7,11 +7,14 @@
 //! becomes a `pythonError` response, and a panic inside the library is caught,
 //! reported as `internalError`, and resets the session to empty.
 
+#[cfg(target_arch = "wasm32")]
+mod address_space;
 mod input;
 mod mounts;
 mod output;
 mod repl;
 mod run;
+mod stack;
 mod suspension;
 #[cfg(feature = "type-check")]
 mod typecheck;
@@ -27,6 +30,7 @@ pub use output::PrintSink;
 use output::TurnOutput;
 use repl::ReplSession;
 use run::RunSession;
+use stack::{SessionStack, StackNeed};
 
 use crate::{
     codec::{DecodeLimits, WireMessage, decode_request, encode_response},
@@ -44,6 +48,10 @@ pub const PANIC_SCRIPT_NAME: &str = "<monty-wire: induce a panic>";
 ///
 /// Sessions are `Send`: a host may move one between threads, but uses it
 /// from one thread at a time (`&mut self`).
+///
+/// A session runs monty and the codec on a stack of its own, sized for its
+/// recursion limit, so any calling thread will do, however small its stack
+/// (see the `stack` module); on wasm32 it uses the module's stack.
 pub struct Session {
     state: State,
     print_sink: Option<PrintSink>,
@@ -60,6 +68,8 @@ pub struct Session {
     /// one: it costs hundreds of KiB and milliseconds to build.
     #[cfg(feature = "type-check")]
     checker: Option<Box<monty_type_checking::TypeChecker>>,
+    stack: SessionStack,
+    stack_need: StackNeed,
 }
 
 enum State {
@@ -106,6 +116,17 @@ impl Default for Session {
     }
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // monty's destructors run on the session's stack, as its requests do:
+        // the caller's may be small.
+        let state = std::mem::replace(&mut self.state, State::Empty);
+        if !matches!(state, State::Empty) {
+            self.on_own_stack(move |_| drop(state));
+        }
+    }
+}
+
 impl Session {
     /// An empty session: its first request opens or loads a run or a REPL.
     #[must_use]
@@ -125,6 +146,8 @@ impl Session {
             local: LocalOs::default(),
             #[cfg(feature = "type-check")]
             checker: None,
+            stack: SessionStack::default(),
+            stack_need: StackNeed::default(),
         }
     }
 
@@ -143,20 +166,35 @@ impl Session {
         // (the response carries it); this one clock read starts it, whether
         // the request decodes or not.
         let started = Instant::now();
-        let response = match decode_request(request, &self.decode_limits) {
-            Ok(request) => self.handle_since(request, started),
-            Err(err) => Response {
-                outcome: Outcome::ProtocolError(ProtocolError::from(&err)),
-                output: Vec::new(),
-                usage: Usage {
-                    wall: started.elapsed(),
-                    ..self.usage(Duration::ZERO)
-                },
-            },
-        };
-        match encode_response(&response) {
+        // Decoding does not recurse, so it runs here; the request may raise
+        // the recursion limit, and the session's stack with it.
+        match decode_request(request, &self.decode_limits) {
+            Ok(request) => {
+                self.stack_need.note(&request);
+                self.on_own_stack(|s| {
+                    let response = s.handle_since(request, started);
+                    s.encode(&response, started)
+                })
+            }
+            Err(err) => {
+                let response = Response {
+                    outcome: Outcome::ProtocolError(ProtocolError::from(&err)),
+                    output: Vec::new(),
+                    usage: Usage {
+                        wall: started.elapsed(),
+                        ..self.usage(Duration::ZERO)
+                    },
+                };
+                self.encode(&response, started)
+            }
+        }
+    }
+
+    /// Encodes a response to a request that started at `started`.
+    fn encode(&mut self, response: &Response, started: Instant) -> WireMessage {
+        match encode_response(response) {
             Ok(message) => message,
-            Err(err) => self.too_large_to_send(&response, &err, started),
+            Err(err) => self.too_large_to_send(response, &err, started),
         }
     }
 
@@ -187,8 +225,21 @@ impl Session {
     }
 
     /// Handles one decoded request.
+    ///
+    /// The response's values are the caller's: a deeply nested one drops
+    /// recursively on the stack it is dropped on.
     pub fn handle(&mut self, request: Request) -> Response {
-        self.handle_since(request, Instant::now())
+        self.stack_need.note(&request);
+        self.on_own_stack(|s| s.handle_since(request, Instant::now()))
+    }
+
+    /// Runs `f` on the session's own stack.
+    fn on_own_stack<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        // Taken out for the call, so `f` may borrow the rest of the session.
+        let mut stack = std::mem::take(&mut self.stack);
+        let result = stack.run(self.stack_need, || f(self));
+        self.stack = stack;
+        result
     }
 
     /// Handles a request whose wall time started at `started`.
@@ -356,6 +407,8 @@ fn dispatch(
     context: &mut Context<'_>,
     turn: &mut Turn<'_>,
 ) -> Result<Outcome, ProtocolError> {
+    #[cfg(target_arch = "wasm32")]
+    let request = address_space::cap_limits(request);
     // Requests any session takes, whatever it holds, and that leave it as it is.
     match request {
         Request::DetectContinuation(source) => {
