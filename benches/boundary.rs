@@ -102,7 +102,7 @@ fn call_arg_in_place(reply: &Reply, limits: &DecodeLimits) -> Option<i64> {
     let args = call.get_args().ok()?;
     let first = args.get_positional().ok()?.get(0);
     match args.get_nodes().ok()?.get(first).which().ok()? {
-        node::Which::Int(n) => Some(n),
+        node::Which::IntValue(n) => Some(n),
         _ => None,
     }
 }

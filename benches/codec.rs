@@ -163,7 +163,7 @@ fn read_in_place(c: &mut Criterion) {
                 unreachable!("the root is a list")
             };
             match nodes.get(items.unwrap().get(54_321)).which() {
-                Ok(node::Which::Int(n)) => n,
+                Ok(node::Which::IntValue(n)) => n,
                 _ => unreachable!("the element is an int"),
             }
         })

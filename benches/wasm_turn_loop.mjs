@@ -64,7 +64,7 @@ const startRequest = request((r) => {
 function resumeRequest(n) {
   return request((r) => {
     const value = r._initResumeCall()._initValue();
-    value._initNodes(1).get(0).int = n;
+    value._initNodes(1).get(0).intValue = n;
     value.root = 0;
   });
 }
@@ -89,7 +89,7 @@ function turnLoop(session, timing) {
     let reply = response(session.dispatch(startRequest));
     while (reply.which() === S.Response_Which.FUNCTION_CALL) {
       const call = reply.functionCall;
-      const n = call.args.nodes.get(call.args.positional.get(0)).int;
+      const n = call.args.nodes.get(call.args.positional.get(0)).intValue;
       reply = response(session.dispatch(resumeRequest(n + 1n)));
     }
     return result(reply);
@@ -101,7 +101,7 @@ function turnLoop(session, timing) {
     const reply = response(view);
     if (reply.which() !== S.Response_Which.FUNCTION_CALL) return result(reply);
     const call = reply.functionCall;
-    const n = call.args.nodes.get(call.args.positional.get(0)).int;
+    const n = call.args.nodes.get(call.args.positional.get(0)).intValue;
     lap("read");
     const bytes = resumeRequest(n + 1n);
     lap("build");
@@ -119,7 +119,7 @@ function codecResume(n) {
   const b = builder.reset();
   const result = C.Request_init_resumeCall(b, C.Request_newRoot(b));
   const value = C.CallResult_init_value(b, result);
-  C.Node_set_int(b, C.Value_init_nodes(b, value, 1), n);
+  C.Node_set_intValue(b, C.Value_init_nodes(b, value, 1), n);
   C.Value_set_root(b, value, 0);
   return b.finish();
 }
@@ -132,7 +132,7 @@ function codecArgument(view) {
   C.Response_functionCall(response, call);
   C.FunctionCall_args(call, args);
   const index = C.Arguments_positional(args, positional).u32(0);
-  return C.Node_int_number(C.Arguments_nodes(args, list).struct(index, node));
+  return C.Node_intValue_number(C.Arguments_nodes(args, list).struct(index, node));
 }
 
 function codecResult() {
@@ -141,7 +141,7 @@ function codecResult() {
     throw new Error(`the loop ended with response arm ${C.Response_which(response)}`);
   }
   const value = C.Response_complete(response, cursor.args);
-  return BigInt(C.Node_int_number(C.Value_nodes(value, list).struct(C.Value_root(value), node)));
+  return BigInt(C.Node_intValue_number(C.Value_nodes(value, list).struct(C.Value_root(value), node)));
 }
 
 function turnLoopCodec(session, timing) {
@@ -170,7 +170,7 @@ function result(reply) {
     throw new Error(`the loop ended with response arm ${reply.which()}`);
   }
   const value = reply.complete;
-  return value.nodes.get(value.root).int;
+  return value.nodes.get(value.root).intValue;
 }
 
 /** Mean of a criterion estimate of the native run, in ms, if it is there. */

@@ -24,8 +24,18 @@
 #    `protocolVersion`; a reader that meets an arm it does not know reports
 #    "unknown union arm" / "unknown enum value" rather than guessing.
 # 4. Default values are never changed once published.
-# 5. Bump `protocolVersion` for every published change, additive or not;
-#    hosts compare it with the version the native library reports.
+# 5. Bump `protocolVersion` for every published change that reaches the
+#    wire, additive or not; hosts compare it with the version the native
+#    library reports. A rename reaches no byte of a message: it keeps the
+#    version, and CHANGELOG.md lists it, because it changes the text format
+#    (`capnp decode`) and the names in generated code.
+# 6. Names work with every mainstream generator: no member is named like a
+#    builtin type of Dart, JavaScript or Rust, and every group has a name no
+#    other group, struct or enum has (generators name a group's classes after
+#    it alone).
+#
+# tests/python/test_schema_evolution.py holds the layout to every compiled
+# schema in schema/released/; tests/python/test_schema_naming.py checks rule 6.
 
 @0x97b0f60967996d75;
 
@@ -63,12 +73,12 @@ struct Node {
     ellipsis @0 :Void;            # Python `...`
     notImplemented @1 :Void;      # Python `NotImplemented`
     none @2 :Void;                # Python `None`
-    bool @3 :Bool;
-    int @4 :Int64;                # an int that fits in 64 bits
+    boolValue @3 :Bool;
+    intValue @4 :Int64;           # an int that fits in 64 bits
     bigInt @5 :BigInt;            # an int of any size (monty's BigInt node)
     float @6 :Float64;            # IEEE-754 bits kept exactly: NaN payloads, -0.0, infinities
     complex @7 :Complex;
-    str @8 :Text;
+    strValue @8 :Text;
     bytes @9 :Data;
     date @10 :Date;               # datetime.date
     dateTime @11 :DateTime;       # datetime.datetime
@@ -137,11 +147,11 @@ struct DateTime {
   minute @4 :UInt8;
   second @5 :UInt8;
   microsecond @6 :UInt32;
-  offset :union {
+  dateTimeOffset :union {
     naive @7 :Void;            # no tzinfo
     seconds @8 :Int32;         # UTC offset of an aware datetime, -86399..=86399
   }
-  zoneName :union {
+  dateTimeZoneName :union {
     none @9 :Void;
     some @10 :Text;            # tzinfo name (e.g. "UTC", "Europe/Paris")
   }
@@ -156,11 +166,11 @@ struct Time {
   minute @1 :UInt8;
   second @2 :UInt8;
   microsecond @3 :UInt32;
-  offset :union {
+  timeOffset :union {
     naive @4 :Void;
     seconds @5 :Int32;
   }
-  zoneName :union {
+  timeZoneName :union {
     none @6 :Void;
     some @7 :Text;
   }
@@ -289,7 +299,7 @@ struct UnicodeErrorData {
   encoding @0 :Text;
   object :union {
     bytes @1 :Data;            # UnicodeDecodeError: the undecodable bytes
-    str @2 :Text;              # UnicodeEncodeError: the unencodable text
+    text @2 :Text;             # UnicodeEncodeError: the unencodable text
   }
   start @3 :UInt64;
   end @4 :UInt64;
@@ -487,12 +497,12 @@ struct CompileOptions {
 
 # What the sandbox's clocks, sleeps and random numbers do.
 struct OsPolicy {
-  dateTime :union {
+  clock :union {                     # where datetime and time read the time
     system @0 :Void;                 # the process clock
     callHost @1 :Void;               # each read is an `osCall` (dateToday, dateTimeNow, time)
     fixed @2 :FixedInstant;          # every read returns this instant
   }
-  timeZone :union {
+  localZone :union {                 # the sandbox's local time zone
     utc @3 :Void;
     fixed @4 :TimeZone;              # a fixed offset with an optional name
     named @5 :Text;                  # an IANA zone such as "Europe/Paris"
@@ -544,7 +554,7 @@ struct OpenRepl {
   limits @2 :ResourceLimits;         # apply to every feed and call
   osPolicy @3 :OsPolicy;
   cwd @4 :Text = "/";
-  typeCheck :union {
+  typeChecking :union {
     off @5 :Void;
     on @6 :TypeCheckOptions;         # check each snippet before running it
   }
@@ -735,7 +745,7 @@ struct FunctionCall {
   name @0 :Text;
   args @1 :Arguments;
   callId @2 :UInt32;
-  objectId :union {
+  methodOf :union {
     none @3 :Void;                   # a plain function
     some @4 :Data;                   # 16-byte UUID of the host object whose method this is
   }
@@ -745,7 +755,7 @@ struct FunctionCall {
 
 struct NameLookup {
   name @0 :Text;
-  objectId :union {
+  attributeOf :union {
     none @1 :Void;                   # an undefined global name
     some @2 :Data;                   # a lazy attribute of this host object
   }
@@ -797,10 +807,10 @@ struct OsCall {
     rename @23 :RenameArgs;          # -> None
     getenv @24 :GetenvArgs;          # -> str or the default
     getEnviron @25 :Void;            # -> dict
-    dateToday @26 :Void;             # -> date (dateTime = callHost)
-    dateTimeNow @27 :DateTimeNowArgs;  # -> datetime (dateTime = callHost)
+    dateToday @26 :Void;             # -> date (clock = callHost)
+    dateTimeNow @27 :DateTimeNowArgs;  # -> datetime (clock = callHost)
     urandom @28 :UInt64;             # -> exactly this many bytes
-    time @29 :TimeCaller;            # -> float seconds since the epoch (dateTime = callHost)
+    time @29 :TimeCaller;            # -> float seconds since the epoch (clock = callHost)
     sleep @30 :UInt64;               # time.sleep, nanoseconds (sleep = callHost) -> anything
     systemSleep @31 :UInt64;         # time.sleep under sleep = system: wait, then None
     asyncSleep @32 :UInt64;          # asyncio.sleep: preferably a future

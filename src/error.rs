@@ -86,7 +86,7 @@ pub enum DecodeError {
     /// A text field is not valid UTF-8.
     #[error("{field} is not valid UTF-8")]
     InvalidUtf8 {
-        /// The schema field, e.g. `Node.str`.
+        /// The schema field, e.g. `Node.strValue`.
         field: &'static str,
     },
 

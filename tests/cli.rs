@@ -213,7 +213,7 @@ fn trace_saves_every_message_and_decode_prints_them() {
     assert!(output.status.success(), "stderr: {}", stderr(&output));
     let text = stdout(&output);
     assert!(text.starts_with("(complete = (nodes = ["), "{text}");
-    assert!(text.contains("(str = \"tuple\")"), "{text}");
+    assert!(text.contains("(strValue = \"tuple\")"), "{text}");
     assert!(
         text.contains("output = [(stream = stdout, text = \"hello from monty\\n\")]"),
         "{text}"

@@ -39,7 +39,7 @@ fn an_unknown_arm_inside_a_known_request_is_an_invalid_value() {
     let mut message = builder_with_capacity(64);
     {
         let mut inputs = message.init_root::<wire::request::Builder<'_>>().init_run();
-        inputs.reborrow().init_nodes(1).get(0).set_int(5);
+        inputs.reborrow().init_nodes(1).get(0).set_int_value(5);
         inputs.init_roots(1).set(0, 0);
     }
     let bytes = WireMessage::from_builder(&message).as_bytes().to_vec();
@@ -76,7 +76,7 @@ fn a_time_zone_this_build_does_not_have_is_an_invalid_argument() {
         let mut open = message.init_root::<wire::request::Builder<'_>>().init_open_run();
         open.set_code("1");
         open.set_script_name("main.py");
-        open.init_os_policy().init_time_zone().set_named("Mars/Olympus_Mons");
+        open.init_os_policy().init_local_zone().set_named("Mars/Olympus_Mons");
     }
     let bytes = WireMessage::from_builder(&message);
     let error = expect_code(

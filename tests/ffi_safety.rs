@@ -82,7 +82,7 @@ fn an_out_of_range_node_index_is_an_invalid_value() {
     {
         let request = message.init_root::<wire::request::Builder<'_>>();
         let mut inputs = request.init_start();
-        inputs.reborrow().init_nodes(1).get(0).set_int(1);
+        inputs.reborrow().init_nodes(1).get(0).set_int_value(1);
         inputs.init_roots(1).set(0, 3);
     }
     let bytes = WireMessage::from_builder(&message);

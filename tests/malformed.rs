@@ -183,7 +183,7 @@ fn root_past_the_arena_is_rejected() {
 #[test]
 fn child_index_past_the_arena_is_rejected() {
     let bytes = value_message(2, 1, |i, mut n| match i {
-        0 => n.set_int(1),
+        0 => n.set_int_value(1),
         _ => {
             let mut items = n.init_list(2);
             items.set(0, 0);
@@ -227,7 +227,7 @@ fn self_and_forward_references_are_rejected() {
 
     // The same through a dict's value index.
     let dict = value_message(2, 1, |i, mut n| match i {
-        0 => n.set_int(1),
+        0 => n.set_int_value(1),
         _ => {
             let mut pair = n.init_dict(1).get(0);
             pair.set_key(0);
@@ -244,7 +244,7 @@ fn self_and_forward_references_are_rejected() {
 #[test]
 fn class_instance_must_point_at_a_class_type() {
     let bytes = value_message(2, 1, |i, mut n| match i {
-        0 => n.set_int(1),
+        0 => n.set_int_value(1),
         _ => {
             let mut instance = n.init_class_instance();
             instance.set_class_type(0);
@@ -262,11 +262,14 @@ fn class_instance_must_point_at_a_class_type() {
 
 #[test]
 fn invalid_utf8_names_the_field() {
-    let mut bytes = value_message(1, 0, |_, mut n| n.set_str("utf8-sentinel!"));
+    let mut bytes = value_message(1, 0, |_, mut n| n.set_str_value("utf8-sentinel!"));
     let at = bytes.windows(14).position(|w| w == b"utf8-sentinel!").unwrap();
     bytes[at + 13] = 0xff;
     let err = decode(&bytes).unwrap_err();
-    assert!(matches!(err, DecodeError::InvalidUtf8 { field: "Node.str" }), "{err:?}");
+    assert!(
+        matches!(err, DecodeError::InvalidUtf8 { field: "Node.strValue" }),
+        "{err:?}"
+    );
 
     let mut bytes = exception_with_filename("frame-sentinel!");
     let at = bytes.windows(15).position(|w| w == b"frame-sentinel!").unwrap();
@@ -347,7 +350,7 @@ fn unknown_union_arms_are_reported() {
     // Node's discriminant is the first u16 of its data section; its `int`
     // payload is the second word, so it locates the node.
     const SENTINEL: i64 = 0x1122_3344_5566_7788;
-    let mut bytes = value_message(1, 0, |_, mut n| n.set_int(SENTINEL));
+    let mut bytes = value_message(1, 0, |_, mut n| n.set_int_value(SENTINEL));
     patch_u16_before(&mut bytes, &SENTINEL.to_le_bytes(), 8, 999);
     let err = decode(&bytes).unwrap_err();
     assert!(
@@ -361,13 +364,13 @@ fn unknown_union_arms_are_reported() {
         "{err:?}"
     );
 
-    // DateTime.offset's discriminant is the u16 just before `microsecond`.
+    // DateTime.dateTimeOffset's discriminant is the u16 just before `microsecond`.
     const MICROS: u32 = 0xa1b2_c3d4;
     let mut bytes = value_message(1, 0, |_, n| {
         let mut dt = n.init_date_time();
         dt.set_microsecond(MICROS);
-        dt.reborrow().init_offset().set_naive(());
-        dt.init_zone_name().set_none(());
+        dt.reborrow().init_date_time_offset().set_naive(());
+        dt.init_date_time_zone_name().set_none(());
     });
     patch_u16_before(&mut bytes, &MICROS.to_le_bytes(), 2, 7);
     let err = decode(&bytes).unwrap_err();
@@ -375,7 +378,7 @@ fn unknown_union_arms_are_reported() {
         matches!(
             err,
             DecodeError::UnknownUnionArm {
-                union_name: "DateTime.offset",
+                union_name: "DateTime.dateTimeOffset",
                 value: 7
             }
         ),
@@ -390,8 +393,8 @@ fn a_datetime_fold_monty_cannot_hold_is_refused() {
         dt.set_year(2021);
         dt.set_month(11);
         dt.set_day(7);
-        dt.reborrow().init_offset().set_naive(());
-        dt.reborrow().init_zone_name().set_none(());
+        dt.reborrow().init_date_time_offset().set_naive(());
+        dt.reborrow().init_date_time_zone_name().set_none(());
         dt.set_fold(1);
     });
     let err = decode(&folded).unwrap_err();
@@ -588,7 +591,7 @@ fn error_messages_name_what_is_wrong() {
             &["3", "9", "4"][..],
         ),
         (DecodeError::ForwardReference { node: 2, child: 5 }, &["2", "5"]),
-        (DecodeError::InvalidUtf8 { field: "Node.str" }, &["Node.str"]),
+        (DecodeError::InvalidUtf8 { field: "Node.strValue" }, &["Node.strValue"]),
         (
             DecodeError::UnknownEnumValue {
                 enum_name: "ExcType",

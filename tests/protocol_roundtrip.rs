@@ -822,7 +822,7 @@ fn an_unknown_time_zone_is_refused() {
     let result = decode_raw_request(|b| {
         let mut open = b.init_open_run();
         open.set_code("pass");
-        open.init_os_policy().init_time_zone().set_named("Mars/Olympus_Mons");
+        open.init_os_policy().init_local_zone().set_named("Mars/Olympus_Mons");
     });
     match result {
         Err(DecodeError::UnknownTimeZone { name }) => assert_eq!(name, "Mars/Olympus_Mons"),
@@ -832,7 +832,7 @@ fn an_unknown_time_zone_is_refused() {
     let result = decode_raw_request(|b| {
         b.init_open_run()
             .init_os_policy()
-            .init_time_zone()
+            .init_local_zone()
             .set_named("../etc/passwd");
     });
     assert!(matches!(result, Err(DecodeError::UnknownTimeZone { .. })));
@@ -846,7 +846,7 @@ fn a_function_call_argument_out_of_range_is_refused() {
         let mut call = response.init_function_call();
         call.set_name("f");
         let mut args = call.init_args();
-        args.reborrow().init_nodes(1).get(0).set_int(1);
+        args.reborrow().init_nodes(1).get(0).set_int_value(1);
         args.init_keyword(1).get(0).set_value(3);
     }
     let bytes = codec::WireMessage::from_builder(&message);

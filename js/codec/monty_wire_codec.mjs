@@ -55,7 +55,7 @@ export const Node_BYTES = 24;
 export function Node_newRoot(b) {
   return b.initRoot(2, 1);
 }
-export const Node_Which = Object.freeze({ ellipsis: 0, notImplemented: 1, none: 2, bool: 3, int: 4, bigInt: 5, float: 6, complex: 7, str: 8, bytes: 9, date: 10, dateTime: 11, time: 12, timeDelta: 13, timeZone: 14, decimal: 15, exception: 16, type: 17, builtinFunction: 18, path: 19, fileHandle: 20, function: 21, repr: 22, cycle: 23, list: 24, tuple: 25, set: 26, frozenSet: 27, namedTuple: 28, dict: 29, classType: 30, classInstance: 31, module: 32 });
+export const Node_Which = Object.freeze({ ellipsis: 0, notImplemented: 1, none: 2, boolValue: 3, intValue: 4, bigInt: 5, float: 6, complex: 7, strValue: 8, bytes: 9, date: 10, dateTime: 11, time: 12, timeDelta: 13, timeZone: 14, decimal: 15, exception: 16, type: 17, builtinFunction: 18, path: 19, fileHandle: 20, function: 21, repr: 22, cycle: 23, list: 24, tuple: 25, set: 26, frozenSet: 27, namedTuple: 28, dict: 29, classType: 30, classInstance: 31, module: 32 });
 export const Node_WHICH_AT = 0;
 export function Node_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
@@ -69,22 +69,22 @@ export function Node_set_notImplemented(b, s) {
 export function Node_set_none(b, s) {
   b.view.setUint16(s + 0, 2, true);
 }
-export function Node_bool(s) {
+export function Node_boolValue(s) {
   return ((s.ds > 2 ? (s.r.view.getUint8(s.d + 2) >> 0) & 1 : 0) ^ 0) === 1;
 }
-export function Node_set_bool(b, s, v) {
+export function Node_set_boolValue(b, s, v) {
   b.view.setUint16(s + 0, 3, true);
   const x = b.view.getUint8(s + 2);
   b.view.setUint8(s + 2, (v ? 1 : 0) === 1 ? x | 1 : x & 254);
 }
-export const Node_int_AT = 8;
-export function Node_int(s) {
+export const Node_intValue_AT = 8;
+export function Node_intValue(s) {
   return s.ds >= 16 ? s.r.view.getBigInt64(s.d + 8, true) : 0n;
 }
-export function Node_int_number(s) {
+export function Node_intValue_number(s) {
   return s.ds >= 16 ? readInt64Number(s.r.view, s.d + 8) : 0;
 }
-export function Node_set_int(b, s, v) {
+export function Node_set_intValue(b, s, v) {
   b.view.setUint16(s + 0, 4, true);
   writeInt64(b.view, s + 8, v);
 }
@@ -118,11 +118,11 @@ export function Node_init_complex(b, s) {
   b.view.setUint16(s + 0, 7, true);
   return b.initStruct(s + 16, 2, 0);
 }
-export const Node_str_AT = 0;
-export function Node_str(s) {
+export const Node_strValue_AT = 0;
+export function Node_strValue(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
-export function Node_set_str(b, s, v) {
+export function Node_set_strValue(b, s, v) {
   b.view.setUint16(s + 0, 8, true);
   b.setText(s + 16, v);
 }
@@ -526,16 +526,16 @@ export function DateTime_microsecond(s) {
 export function DateTime_set_microsecond(b, s, v) {
   b.view.setUint32(s + 12, v, true);
 }
-export function DateTime_offset(s) {
+export function DateTime_dateTimeOffset(s) {
   return s;
 }
-export function DateTime_init_offset(b, s) {
+export function DateTime_init_dateTimeOffset(b, s) {
   return s;
 }
-export function DateTime_zoneName(s) {
+export function DateTime_dateTimeZoneName(s) {
   return s;
 }
-export function DateTime_init_zoneName(b, s) {
+export function DateTime_init_dateTimeZoneName(b, s) {
   return s;
 }
 export const DateTime_fold_AT = 9;
@@ -546,38 +546,38 @@ export function DateTime_set_fold(b, s, v) {
   b.view.setUint8(s + 9, v, true);
 }
 
-// --- DateTime.offset (group)
-export const DateTime_offset_Which = Object.freeze({ naive: 0, seconds: 1 });
-export const DateTime_offset_WHICH_AT = 10;
-export function DateTime_offset_which(s) {
+// --- DateTime.dateTimeOffset (group)
+export const DateTime_dateTimeOffset_Which = Object.freeze({ naive: 0, seconds: 1 });
+export const DateTime_dateTimeOffset_WHICH_AT = 10;
+export function DateTime_dateTimeOffset_which(s) {
   return s.ds >= 12 ? s.r.view.getUint16(s.d + 10, true) : 0;
 }
-export function DateTime_offset_set_naive(b, s) {
+export function DateTime_dateTimeOffset_set_naive(b, s) {
   b.view.setUint16(s + 10, 0, true);
 }
-export const DateTime_offset_seconds_AT = 16;
-export function DateTime_offset_seconds(s) {
+export const DateTime_dateTimeOffset_seconds_AT = 16;
+export function DateTime_dateTimeOffset_seconds(s) {
   return s.ds >= 20 ? (s.r.view.getInt32(s.d + 16, true)) : 0;
 }
-export function DateTime_offset_set_seconds(b, s, v) {
+export function DateTime_dateTimeOffset_set_seconds(b, s, v) {
   b.view.setUint16(s + 10, 1, true);
   b.view.setInt32(s + 16, v, true);
 }
 
-// --- DateTime.zoneName (group)
-export const DateTime_zoneName_Which = Object.freeze({ none: 0, some: 1 });
-export const DateTime_zoneName_WHICH_AT = 20;
-export function DateTime_zoneName_which(s) {
+// --- DateTime.dateTimeZoneName (group)
+export const DateTime_dateTimeZoneName_Which = Object.freeze({ none: 0, some: 1 });
+export const DateTime_dateTimeZoneName_WHICH_AT = 20;
+export function DateTime_dateTimeZoneName_which(s) {
   return s.ds >= 22 ? s.r.view.getUint16(s.d + 20, true) : 0;
 }
-export function DateTime_zoneName_set_none(b, s) {
+export function DateTime_dateTimeZoneName_set_none(b, s) {
   b.view.setUint16(s + 20, 0, true);
 }
-export const DateTime_zoneName_some_AT = 0;
-export function DateTime_zoneName_some(s) {
+export const DateTime_dateTimeZoneName_some_AT = 0;
+export function DateTime_dateTimeZoneName_some(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
-export function DateTime_zoneName_set_some(b, s, v) {
+export function DateTime_dateTimeZoneName_set_some(b, s, v) {
   b.view.setUint16(s + 20, 1, true);
   b.setText(s + 24, v);
 }
@@ -617,16 +617,16 @@ export function Time_microsecond(s) {
 export function Time_set_microsecond(b, s, v) {
   b.view.setUint32(s + 4, v, true);
 }
-export function Time_offset(s) {
+export function Time_timeOffset(s) {
   return s;
 }
-export function Time_init_offset(b, s) {
+export function Time_init_timeOffset(b, s) {
   return s;
 }
-export function Time_zoneName(s) {
+export function Time_timeZoneName(s) {
   return s;
 }
-export function Time_init_zoneName(b, s) {
+export function Time_init_timeZoneName(b, s) {
   return s;
 }
 export const Time_fold_AT = 3;
@@ -637,38 +637,38 @@ export function Time_set_fold(b, s, v) {
   b.view.setUint8(s + 3, v, true);
 }
 
-// --- Time.offset (group)
-export const Time_offset_Which = Object.freeze({ naive: 0, seconds: 1 });
-export const Time_offset_WHICH_AT = 8;
-export function Time_offset_which(s) {
+// --- Time.timeOffset (group)
+export const Time_timeOffset_Which = Object.freeze({ naive: 0, seconds: 1 });
+export const Time_timeOffset_WHICH_AT = 8;
+export function Time_timeOffset_which(s) {
   return s.ds >= 10 ? s.r.view.getUint16(s.d + 8, true) : 0;
 }
-export function Time_offset_set_naive(b, s) {
+export function Time_timeOffset_set_naive(b, s) {
   b.view.setUint16(s + 8, 0, true);
 }
-export const Time_offset_seconds_AT = 12;
-export function Time_offset_seconds(s) {
+export const Time_timeOffset_seconds_AT = 12;
+export function Time_timeOffset_seconds(s) {
   return s.ds >= 16 ? (s.r.view.getInt32(s.d + 12, true)) : 0;
 }
-export function Time_offset_set_seconds(b, s, v) {
+export function Time_timeOffset_set_seconds(b, s, v) {
   b.view.setUint16(s + 8, 1, true);
   b.view.setInt32(s + 12, v, true);
 }
 
-// --- Time.zoneName (group)
-export const Time_zoneName_Which = Object.freeze({ none: 0, some: 1 });
-export const Time_zoneName_WHICH_AT = 10;
-export function Time_zoneName_which(s) {
+// --- Time.timeZoneName (group)
+export const Time_timeZoneName_Which = Object.freeze({ none: 0, some: 1 });
+export const Time_timeZoneName_WHICH_AT = 10;
+export function Time_timeZoneName_which(s) {
   return s.ds >= 12 ? s.r.view.getUint16(s.d + 10, true) : 0;
 }
-export function Time_zoneName_set_none(b, s) {
+export function Time_timeZoneName_set_none(b, s) {
   b.view.setUint16(s + 10, 0, true);
 }
-export const Time_zoneName_some_AT = 0;
-export function Time_zoneName_some(s) {
+export const Time_timeZoneName_some_AT = 0;
+export function Time_timeZoneName_some(s) {
   return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
 }
-export function Time_zoneName_set_some(b, s, v) {
+export function Time_timeZoneName_set_some(b, s, v) {
   b.view.setUint16(s + 10, 1, true);
   b.setText(s + 16, v);
 }
@@ -1250,7 +1250,7 @@ export function UnicodeErrorData_set_reason(b, s, v) {
 }
 
 // --- UnicodeErrorData.object (group)
-export const UnicodeErrorData_object_Which = Object.freeze({ bytes: 0, str: 1 });
+export const UnicodeErrorData_object_Which = Object.freeze({ bytes: 0, text: 1 });
 export const UnicodeErrorData_object_WHICH_AT = 0;
 export function UnicodeErrorData_object_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
@@ -1263,11 +1263,11 @@ export function UnicodeErrorData_object_set_bytes(b, s, v) {
   b.view.setUint16(s + 0, 0, true);
   b.setData(s + 32, v);
 }
-export const UnicodeErrorData_object_str_AT = 8;
-export function UnicodeErrorData_object_str(s) {
+export const UnicodeErrorData_object_text_AT = 8;
+export function UnicodeErrorData_object_text(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
-export function UnicodeErrorData_object_set_str(b, s, v) {
+export function UnicodeErrorData_object_set_text(b, s, v) {
   b.view.setUint16(s + 0, 1, true);
   b.setText(s + 32, v);
 }
@@ -1972,16 +1972,16 @@ export const OsPolicy_BYTES = 56;
 export function OsPolicy_newRoot(b) {
   return b.initRoot(4, 3);
 }
-export function OsPolicy_dateTime(s) {
+export function OsPolicy_clock(s) {
   return s;
 }
-export function OsPolicy_init_dateTime(b, s) {
+export function OsPolicy_init_clock(b, s) {
   return s;
 }
-export function OsPolicy_timeZone(s) {
+export function OsPolicy_localZone(s) {
   return s;
 }
-export function OsPolicy_init_timeZone(b, s) {
+export function OsPolicy_init_localZone(b, s) {
   return s;
 }
 export function OsPolicy_sleep(s) {
@@ -2004,55 +2004,55 @@ export function OsPolicy_init_randomStart(b, s) {
   return s;
 }
 
-// --- OsPolicy.dateTime (group)
-export const OsPolicy_dateTime_Which = Object.freeze({ system: 0, callHost: 1, fixed: 2 });
-export const OsPolicy_dateTime_WHICH_AT = 0;
-export function OsPolicy_dateTime_which(s) {
+// --- OsPolicy.clock (group)
+export const OsPolicy_clock_Which = Object.freeze({ system: 0, callHost: 1, fixed: 2 });
+export const OsPolicy_clock_WHICH_AT = 0;
+export function OsPolicy_clock_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
-export function OsPolicy_dateTime_set_system(b, s) {
+export function OsPolicy_clock_set_system(b, s) {
   b.view.setUint16(s + 0, 0, true);
 }
-export function OsPolicy_dateTime_set_callHost(b, s) {
+export function OsPolicy_clock_set_callHost(b, s) {
   b.view.setUint16(s + 0, 1, true);
 }
-export function OsPolicy_dateTime_fixed(s, out = new StructReader()) {
+export function OsPolicy_clock_fixed(s, out = new StructReader()) {
   if (s.pc > 0) return readStruct(s.r, s.p + 0, out);
   out.r = s.r;
   out.d = out.p = s.d;
   out.ds = out.pc = 0;
   return out;
 }
-export function OsPolicy_dateTime_init_fixed(b, s) {
+export function OsPolicy_clock_init_fixed(b, s) {
   b.view.setUint16(s + 0, 2, true);
   return b.initStruct(s + 32, 2, 0);
 }
 
-// --- OsPolicy.timeZone (group)
-export const OsPolicy_timeZone_Which = Object.freeze({ utc: 0, fixed: 1, named: 2 });
-export const OsPolicy_timeZone_WHICH_AT = 2;
-export function OsPolicy_timeZone_which(s) {
+// --- OsPolicy.localZone (group)
+export const OsPolicy_localZone_Which = Object.freeze({ utc: 0, fixed: 1, named: 2 });
+export const OsPolicy_localZone_WHICH_AT = 2;
+export function OsPolicy_localZone_which(s) {
   return s.ds >= 4 ? s.r.view.getUint16(s.d + 2, true) : 0;
 }
-export function OsPolicy_timeZone_set_utc(b, s) {
+export function OsPolicy_localZone_set_utc(b, s) {
   b.view.setUint16(s + 2, 0, true);
 }
-export function OsPolicy_timeZone_fixed(s, out = new StructReader()) {
+export function OsPolicy_localZone_fixed(s, out = new StructReader()) {
   if (s.pc > 1) return readStruct(s.r, s.p + 8, out);
   out.r = s.r;
   out.d = out.p = s.d;
   out.ds = out.pc = 0;
   return out;
 }
-export function OsPolicy_timeZone_init_fixed(b, s) {
+export function OsPolicy_localZone_init_fixed(b, s) {
   b.view.setUint16(s + 2, 1, true);
   return b.initStruct(s + 40, 1, 1);
 }
-export const OsPolicy_timeZone_named_AT = 8;
-export function OsPolicy_timeZone_named(s) {
+export const OsPolicy_localZone_named_AT = 8;
+export function OsPolicy_localZone_named(s) {
   return s.pc > 1 ? readText(s.r, s.p + 8, "") : "";
 }
-export function OsPolicy_timeZone_set_named(b, s, v) {
+export function OsPolicy_localZone_set_named(b, s, v) {
   b.view.setUint16(s + 2, 2, true);
   b.setText(s + 40, v);
 }
@@ -2279,10 +2279,10 @@ export function OpenRepl_cwd(s) {
 export function OpenRepl_set_cwd(b, s, v) {
   b.setText(s + 40, v);
 }
-export function OpenRepl_typeCheck(s) {
+export function OpenRepl_typeChecking(s) {
   return s;
 }
-export function OpenRepl_init_typeCheck(b, s) {
+export function OpenRepl_init_typeChecking(b, s) {
   return s;
 }
 export const OpenRepl_mounts_AT = 48;
@@ -2307,23 +2307,23 @@ export function OpenRepl_init_environment(b, s) {
   return b.initStruct(s + 64, 1, 1);
 }
 
-// --- OpenRepl.typeCheck (group)
-export const OpenRepl_typeCheck_Which = Object.freeze({ off: 0, on: 1 });
-export const OpenRepl_typeCheck_WHICH_AT = 0;
-export function OpenRepl_typeCheck_which(s) {
+// --- OpenRepl.typeChecking (group)
+export const OpenRepl_typeChecking_Which = Object.freeze({ off: 0, on: 1 });
+export const OpenRepl_typeChecking_WHICH_AT = 0;
+export function OpenRepl_typeChecking_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
-export function OpenRepl_typeCheck_set_off(b, s) {
+export function OpenRepl_typeChecking_set_off(b, s) {
   b.view.setUint16(s + 0, 0, true);
 }
-export function OpenRepl_typeCheck_on(s, out = new StructReader()) {
+export function OpenRepl_typeChecking_on(s, out = new StructReader()) {
   if (s.pc > 5) return readStruct(s.r, s.p + 40, out);
   out.r = s.r;
   out.d = out.p = s.d;
   out.ds = out.pc = 0;
   return out;
 }
-export function OpenRepl_typeCheck_init_on(b, s) {
+export function OpenRepl_typeChecking_init_on(b, s) {
   b.view.setUint16(s + 0, 1, true);
   return b.initStruct(s + 48, 1, 2);
 }
@@ -3104,10 +3104,10 @@ export function FunctionCall_callId(s) {
 export function FunctionCall_set_callId(b, s, v) {
   b.view.setUint32(s + 0, v, true);
 }
-export function FunctionCall_objectId(s) {
+export function FunctionCall_methodOf(s) {
   return s;
 }
-export function FunctionCall_init_objectId(b, s) {
+export function FunctionCall_init_methodOf(b, s) {
   return s;
 }
 export function FunctionCall_allowEagerAwait(s) {
@@ -3128,20 +3128,20 @@ export function FunctionCall_init_position(b, s) {
   return b.initStruct(s + 32, 1, 1);
 }
 
-// --- FunctionCall.objectId (group)
-export const FunctionCall_objectId_Which = Object.freeze({ none: 0, some: 1 });
-export const FunctionCall_objectId_WHICH_AT = 4;
-export function FunctionCall_objectId_which(s) {
+// --- FunctionCall.methodOf (group)
+export const FunctionCall_methodOf_Which = Object.freeze({ none: 0, some: 1 });
+export const FunctionCall_methodOf_WHICH_AT = 4;
+export function FunctionCall_methodOf_which(s) {
   return s.ds >= 6 ? s.r.view.getUint16(s.d + 4, true) : 0;
 }
-export function FunctionCall_objectId_set_none(b, s) {
+export function FunctionCall_methodOf_set_none(b, s) {
   b.view.setUint16(s + 4, 0, true);
 }
-export const FunctionCall_objectId_some_AT = 16;
-export function FunctionCall_objectId_some(s) {
+export const FunctionCall_methodOf_some_AT = 16;
+export function FunctionCall_methodOf_some(s) {
   return s.pc > 2 ? readData(s.r, s.p + 16, EMPTY) : EMPTY;
 }
-export function FunctionCall_objectId_set_some(b, s, v) {
+export function FunctionCall_methodOf_set_some(b, s, v) {
   b.view.setUint16(s + 4, 1, true);
   b.setData(s + 24, v);
 }
@@ -3160,10 +3160,10 @@ export function NameLookup_name(s) {
 export function NameLookup_set_name(b, s, v) {
   b.setText(s + 8, v);
 }
-export function NameLookup_objectId(s) {
+export function NameLookup_attributeOf(s) {
   return s;
 }
-export function NameLookup_init_objectId(b, s) {
+export function NameLookup_init_attributeOf(b, s) {
   return s;
 }
 export function NameLookup_position(s, out = new StructReader()) {
@@ -3177,20 +3177,20 @@ export function NameLookup_init_position(b, s) {
   return b.initStruct(s + 24, 1, 1);
 }
 
-// --- NameLookup.objectId (group)
-export const NameLookup_objectId_Which = Object.freeze({ none: 0, some: 1 });
-export const NameLookup_objectId_WHICH_AT = 0;
-export function NameLookup_objectId_which(s) {
+// --- NameLookup.attributeOf (group)
+export const NameLookup_attributeOf_Which = Object.freeze({ none: 0, some: 1 });
+export const NameLookup_attributeOf_WHICH_AT = 0;
+export function NameLookup_attributeOf_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
 }
-export function NameLookup_objectId_set_none(b, s) {
+export function NameLookup_attributeOf_set_none(b, s) {
   b.view.setUint16(s + 0, 0, true);
 }
-export const NameLookup_objectId_some_AT = 8;
-export function NameLookup_objectId_some(s) {
+export const NameLookup_attributeOf_some_AT = 8;
+export function NameLookup_attributeOf_some(s) {
   return s.pc > 1 ? readData(s.r, s.p + 8, EMPTY) : EMPTY;
 }
-export function NameLookup_objectId_set_some(b, s, v) {
+export function NameLookup_attributeOf_set_some(b, s, v) {
   b.view.setUint16(s + 0, 1, true);
   b.setData(s + 16, v);
 }

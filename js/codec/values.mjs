@@ -25,12 +25,12 @@ const {
   ellipsis: ELLIPSIS,
   notImplemented: NOT_IMPLEMENTED,
   none: NONE,
-  bool: BOOL,
-  int: INT,
+  boolValue: BOOL,
+  intValue: INT,
   bigInt: BIG_INT,
   float: FLOAT,
   complex: COMPLEX,
-  str: STR,
+  strValue: STR,
   bytes: BYTES,
   date: DATE,
   dateTime: DATE_TIME,
@@ -101,19 +101,22 @@ function clock(X) {
   const FIELDS = ["hour", "minute", "second", "microsecond", "fold"];
   const get = FIELDS.map((name) => C[`${X}_${name}`]);
   const set = FIELDS.map((name) => C[`${X}_set_${name}`]);
-  const naive = C[`${X}_offset_Which`].naive;
-  const noZone = C[`${X}_zoneName_Which`].none;
+  // The groups are named after their struct: DateTime.dateTimeOffset, Time.timeOffset, ...
+  const OFFSET = `${X}_${X[0].toLowerCase()}${X.slice(1)}Offset`;
+  const ZONE = `${X}_${X[0].toLowerCase()}${X.slice(1)}ZoneName`;
+  const naive = C[`${OFFSET}_Which`].naive;
+  const noZone = C[`${ZONE}_Which`].none;
   return {
     read(sub, v) {
       for (let k = 0; k < FIELDS.length; k++) v[FIELDS[k]] = get[k](sub);
-      v.offsetSeconds = C[`${X}_offset_which`](sub) === naive ? null : C[`${X}_offset_seconds`](sub);
-      v.zoneName = C[`${X}_zoneName_which`](sub) === noZone ? null : C[`${X}_zoneName_some`](sub);
+      v.offsetSeconds = C[`${OFFSET}_which`](sub) === naive ? null : C[`${OFFSET}_seconds`](sub);
+      v.zoneName = C[`${ZONE}_which`](sub) === noZone ? null : C[`${ZONE}_some`](sub);
       return v;
     },
     write(b, sub, v) {
       for (let k = 0; k < FIELDS.length; k++) set[k](b, sub, v[FIELDS[k]] ?? 0);
-      setOptional(b, sub, v.offsetSeconds, C[`${X}_offset_set_naive`], C[`${X}_offset_set_seconds`]);
-      setOptional(b, sub, v.zoneName, C[`${X}_zoneName_set_none`], C[`${X}_zoneName_set_some`]);
+      setOptional(b, sub, v.offsetSeconds, C[`${OFFSET}_set_naive`], C[`${OFFSET}_set_seconds`]);
+      setOptional(b, sub, v.zoneName, C[`${ZONE}_set_none`], C[`${ZONE}_set_some`]);
     },
   };
 }
@@ -194,7 +197,7 @@ export function readNodes(nodes, options) {
   const full = ds >= C.Node_DATA_WORDS * 8 && nodes.pc >= C.Node_POINTERS && i32 !== null;
   const whichWord = C.Node_WHICH_AT >> 2;
   const whichShift = (C.Node_WHICH_AT & 2) * 8;
-  const intWord = C.Node_int_AT >> 2;
+  const intWord = C.Node_intValue_AT >> 2;
   for (let i = 0; i < n; i++) {
     // Node i: only the section starts move from one node to the next.
     const d = o + i * step;
@@ -204,11 +207,11 @@ export function readNodes(nodes, options) {
       if (which === INT) {
         const lo = i32[w + intWord];
         const hi = i32[w + intWord + 1];
-        out[i] = (hi === 0 && lo >= 0) || (hi === -1 && lo < 0) ? lo : readInt64Number(view, d + C.Node_int_AT);
+        out[i] = (hi === 0 && lo >= 0) || (hi === -1 && lo < 0) ? lo : readInt64Number(view, d + C.Node_intValue_AT);
         continue;
       }
       if (which === STR) {
-        out[i] = readText(r, d + ds + C.Node_str_AT, "");
+        out[i] = readText(r, d + ds + C.Node_strValue_AT, "");
         continue;
       }
       if (which === TUPLE) {
@@ -264,10 +267,10 @@ function readNode(s, which, i, out, at) {
   let v;
   switch (which) {
     case INT:
-      v = C.Node_int_number(s);
+      v = C.Node_intValue_number(s);
       break;
     case STR:
-      v = C.Node_str(s);
+      v = C.Node_strValue(s);
       break;
     case TUPLE:
     case LIST: {
@@ -283,7 +286,7 @@ function readNode(s, which, i, out, at) {
       v = C.Node_float(s);
       break;
     case BOOL:
-      v = C.Node_bool(s);
+      v = C.Node_boolValue(s);
       break;
     case NONE:
       v = null;
@@ -506,7 +509,7 @@ function writePairs(b, at, kids, from) {
 
 function writeInt(b, s, v) {
   if (typeof v === "number" ? Number.isInteger(v) && Math.abs(v) < 2 ** 63 : v >= -(2n ** 63n) && v < 2n ** 63n) {
-    C.Node_set_int(b, s, v);
+    C.Node_set_intValue(b, s, v);
     return;
   }
   const big = BigInt(v);
@@ -536,10 +539,10 @@ function writeNode(b, s, v, kids) {
       writeInt(b, s, v);
       return;
     case "string":
-      C.Node_set_str(b, s, v);
+      C.Node_set_strValue(b, s, v);
       return;
     case "boolean":
-      C.Node_set_bool(b, s, v);
+      C.Node_set_boolValue(b, s, v);
       return;
   }
   if (v === null || v === undefined) {

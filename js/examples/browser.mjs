@@ -33,16 +33,16 @@ let response = await send((request) => {
 });
 while (response.which() === Response_Which.FUNCTION_CALL) {
   const call = response.functionCall;
-  const id = call.args.nodes.get(call.args.positional.get(0)).int;
+  const id = call.args.nodes.get(call.args.positional.get(0)).intValue;
   show(`host: ${call.name}(${id})\n`);
   response = await send((request) => {
     const value = request._initResumeCall()._initValue();
-    value._initNodes(1).get(0).str = id === 7n ? "Ada" : "nobody";
+    value._initNodes(1).get(0).strValue = id === 7n ? "Ada" : "nobody";
     value.root = 0;
   });
 }
 const value = response.complete;
-show(`complete: ${value.nodes.get(value.root).str}\n`);
+show(`complete: ${value.nodes.get(value.root).strValue}\n`);
 
 // Runaway code: only terminating the worker stops it. A new session for a
 // new program; this request may take 1 s at most.
@@ -58,7 +58,7 @@ try {
 const fresh = await host.openSession();
 await fresh.dispatch(openRun("6 * 7"));
 const answer = new capnp.Message(await fresh.dispatch(run()), false).getRoot(Response).complete;
-show(`fresh worker: ${answer.nodes.get(answer.root).int}\n`);
+show(`fresh worker: ${answer.nodes.get(answer.root).intValue}\n`);
 
 function openRun(code) {
   const message = new capnp.Message();

@@ -31,11 +31,11 @@ let response = send((request) => {
 // The suspension loop: answer every call until the program completes.
 while (response.which() === Response_Which.FUNCTION_CALL) {
   const call = response.functionCall;
-  const id = call.args.nodes.get(call.args.positional.get(0)).int;
+  const id = call.args.nodes.get(call.args.positional.get(0)).intValue;
   console.log(`host: ${call.name}(${id})`);
   response = send((request) => {
     const value = request._initResumeCall()._initValue();
-    value._initNodes(1).get(0).str = id === 7n ? "Ada" : "nobody";
+    value._initNodes(1).get(0).strValue = id === 7n ? "Ada" : "nobody";
     value.root = 0;
   });
 }
@@ -43,5 +43,5 @@ if (response.which() !== Response_Which.COMPLETE) {
   throw new Error(`unexpected response ${response.which()}`);
 }
 const value = response.complete;
-console.log("complete:", value.nodes.get(value.root).str);
+console.log("complete:", value.nodes.get(value.root).strValue);
 session.close();

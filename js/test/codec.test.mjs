@@ -317,14 +317,14 @@ function sample() {
   const b = new C.Builder();
   const v = C.Value_newRoot(b);
   const node = C.Value_init_nodes(b, v, 1);
-  C.Node_set_str(b, node, "hello");
+  C.Node_set_strValue(b, node, "hello");
   return b.finish().slice();
 }
 
 function readAll(bytes) {
   const v = new C.Reader(bytes).root();
   const list = C.Value_nodes(v);
-  return C.Node_str(list.struct(0));
+  return C.Node_strValue(list.struct(0));
 }
 
 test("malformed input is refused with a clear error", () => {

@@ -74,10 +74,10 @@ export function fillValue(value, js) {
     }
     const v = entry.leaf;
     if (v === null) node.none = true;
-    else if (typeof v === "boolean") node.bool = v;
-    else if (typeof v === "bigint" || Number.isInteger(v)) node.int = BigInt(v);
+    else if (typeof v === "boolean") node.boolValue = v;
+    else if (typeof v === "bigint" || Number.isInteger(v)) node.intValue = BigInt(v);
     else if (typeof v === "number") node.float = v;
-    else if (typeof v === "string") node.str = v;
+    else if (typeof v === "string") node.strValue = v;
     else throw new TypeError(`fillValue: ${typeof v}`);
   });
   value.root = root;
@@ -124,11 +124,11 @@ export function repr(value) {
       case W.NONE:
         text = "None";
         break;
-      case W.BOOL:
-        text = node.bool ? "True" : "False";
+      case W.BOOL_VALUE:
+        text = node.boolValue ? "True" : "False";
         break;
-      case W.INT:
-        text = String(node.int);
+      case W.INT_VALUE:
+        text = String(node.intValue);
         break;
       case W.BIG_INT: {
         const big = node.bigInt;
@@ -140,8 +140,8 @@ export function repr(value) {
       case W.FLOAT:
         text = Number.isInteger(node.float) ? node.float.toFixed(1) : String(node.float);
         break;
-      case W.STR:
-        text = `'${node.str.replace(/\\/g, "\\\\").replace(/'/g, "\\'").replace(/\n/g, "\\n")}'`;
+      case W.STR_VALUE:
+        text = `'${node.strValue.replace(/\\/g, "\\\\").replace(/'/g, "\\'").replace(/\n/g, "\\n")}'`;
         break;
       case W.LIST:
         text = `[${items(node.list).join(", ")}]`;

@@ -272,7 +272,7 @@ export const scenarios = [
       while (P.which(resp) === "functionCall") {
         const call = resp.functionCall;
         eq(call.name, "fetch", "function name");
-        const arg = call.args.nodes.get(call.args.positional.get(0)).str;
+        const arg = call.args.nodes.get(call.args.positional.get(0)).strValue;
         calls.push([call.callId, arg]);
         resp = send(session, P.resumeCallFuture());
       }

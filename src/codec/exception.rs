@@ -120,7 +120,7 @@ pub fn write_exception(exc: &MontyException, mut b: wire::python_exception::Buil
                 UnicodeErrorObject::Str(s) => out
                     .reborrow()
                     .init_object()
-                    .set_str(checked_text(s, "unicode error object")?),
+                    .set_text(checked_text(s, "unicode error object")?),
             }
             out.set_start(u.start as u64);
             out.set_end(u.end as u64);
@@ -190,7 +190,7 @@ pub fn read_exception(
                 .map_err(|e| unknown_arm("UnicodeErrorData.object", e))?
             {
                 wire::unicode_error_data::object::Which::Bytes(b) => UnicodeErrorObject::Bytes(ctx.data(b)?),
-                wire::unicode_error_data::object::Which::Str(s) => {
+                wire::unicode_error_data::object::Which::Text(s) => {
                     UnicodeErrorObject::Str(ctx.text(s, "UnicodeErrorData.object")?)
                 }
             };

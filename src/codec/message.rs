@@ -376,7 +376,7 @@ mod tests {
         let mut value = builder.init_root::<wire::value::Builder<'_>>();
         let mut nodes = value.reborrow().init_nodes(count);
         for i in 0..count {
-            nodes.reborrow().get(i).set_int(i64::from(i));
+            nodes.reborrow().get(i).set_int_value(i64::from(i));
         }
         value.set_root(count - 1);
         builder
@@ -390,7 +390,7 @@ mod tests {
             .expect("nodes")
             .iter()
             .map(|node| match node.which() {
-                Ok(wire::node::Which::Int(i)) => i,
+                Ok(wire::node::Which::IntValue(i)) => i,
                 _ => panic!("not an int node"),
             })
             .collect()

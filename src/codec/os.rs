@@ -76,21 +76,21 @@ pub fn read_compile_options(r: wire::compile_options::Reader<'_>) -> Result<Comp
 
 /// Writes every policy of `policy`.
 pub fn write_os_policy(policy: &OsPolicy, mut b: wire::os_policy::Builder<'_>) -> Result<(), EncodeError> {
-    let mut date_time = b.reborrow().init_date_time();
+    let mut clock = b.reborrow().init_clock();
     match policy.datetime {
-        DateTimeSource::System => date_time.set_system(()),
-        DateTimeSource::CallHost => date_time.set_call_host(()),
+        DateTimeSource::System => clock.set_system(()),
+        DateTimeSource::CallHost => clock.set_call_host(()),
         DateTimeSource::Fixed {
             unix_seconds,
             microsecond,
         } => {
-            let mut fixed = date_time.init_fixed();
+            let mut fixed = clock.init_fixed();
             fixed.set_unix_seconds(unix_seconds);
             fixed.set_microsecond(microsecond);
         }
     }
 
-    let mut zone = b.reborrow().init_time_zone();
+    let mut zone = b.reborrow().init_local_zone();
     match &policy.timezone {
         // monty's own UTC is a fixed zone named "UTC"; the `utc` arm spares
         // hosts from spelling that out.
@@ -130,16 +130,12 @@ pub fn write_os_policy(policy: &OsPolicy, mut b: wire::os_policy::Builder<'_>) -
 /// database here, so a name this build does not know fails the decode
 /// rather than the run.
 pub fn read_os_policy(r: wire::os_policy::Reader<'_>, ctx: &mut DecodeContext) -> Result<OsPolicy, DecodeError> {
-    use wire::os_policy::{date_time, random_start, sleep, time_zone};
+    use wire::os_policy::{clock, local_zone, random_start, sleep};
 
-    let datetime = match r
-        .get_date_time()
-        .which()
-        .map_err(|e| unknown_arm("OsPolicy.dateTime", e))?
-    {
-        date_time::Which::System(()) => DateTimeSource::System,
-        date_time::Which::CallHost(()) => DateTimeSource::CallHost,
-        date_time::Which::Fixed(fixed) => {
+    let datetime = match r.get_clock().which().map_err(|e| unknown_arm("OsPolicy.clock", e))? {
+        clock::Which::System(()) => DateTimeSource::System,
+        clock::Which::CallHost(()) => DateTimeSource::CallHost,
+        clock::Which::Fixed(fixed) => {
             let fixed = fixed?;
             DateTimeSource::Fixed {
                 unix_seconds: fixed.get_unix_seconds(),
@@ -149,19 +145,19 @@ pub fn read_os_policy(r: wire::os_policy::Reader<'_>, ctx: &mut DecodeContext) -
     };
 
     let timezone = match r
-        .get_time_zone()
+        .get_local_zone()
         .which()
-        .map_err(|e| unknown_arm("OsPolicy.timeZone", e))?
+        .map_err(|e| unknown_arm("OsPolicy.localZone", e))?
     {
-        time_zone::Which::Utc(()) => SandboxTimeZone::utc(),
-        time_zone::Which::Fixed(zone) => {
+        local_zone::Which::Utc(()) => SandboxTimeZone::utc(),
+        local_zone::Which::Fixed(zone) => {
             let zone = read_time_zone(zone?, ctx)?;
             SandboxTimeZone::Fixed {
                 offset_seconds: zone.offset_seconds,
                 name: zone.name,
             }
         }
-        time_zone::Which::Named(name) => {
+        local_zone::Which::Named(name) => {
             let name = ctx.text(name, "OsPolicy.timeZone.named")?;
             SandboxTimeZone::named(&name).map_err(|_| DecodeError::UnknownTimeZone { name })?
         }

@@ -93,8 +93,8 @@ fn write_open_repl(open: &OpenRepl, mut b: wire::open_repl::Builder<'_>) -> Resu
     write_os_policy(&open.os_policy, b.reborrow().init_os_policy())?;
     b.set_cwd(checked_text(&open.cwd, "working directory")?);
     match &open.type_check {
-        None => b.reborrow().init_type_check().set_off(()),
-        Some(options) => write_options(options, b.reborrow().init_type_check().init_on())?,
+        None => b.reborrow().init_type_checking().set_off(()),
+        Some(options) => write_options(options, b.reborrow().init_type_checking().init_on())?,
     }
     write_mounts(&open.access.mounts, |n| b.reborrow().init_mounts(n))?;
     write_environment(&open.access.environment, || b.init_environment())
@@ -312,7 +312,7 @@ pub fn read_request(r: wire::request::Reader<'_>, ctx: &mut DecodeContext) -> Re
                     limits: read_limits(open.get_limits()?)?,
                     os_policy: read_os_policy(open.get_os_policy()?, ctx)?,
                     cwd: ctx.text(open.get_cwd(), "OpenRepl.cwd")?,
-                    type_check: read_repl_type_check(open.get_type_check(), ctx)?,
+                    type_check: read_repl_type_check(open.get_type_checking(), ctx)?,
                     access: read_access(open.get_mounts(), open.get_environment(), ctx)?,
                 }))
             }

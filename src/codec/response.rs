@@ -89,8 +89,8 @@ fn write_outcome(outcome: &Outcome, mut b: wire::response::Builder<'_>) -> Resul
             write_arguments(&event.args, out.reborrow().init_args())?;
             out.set_call_id(event.call_id);
             match &event.object_id {
-                None => out.reborrow().init_object_id().set_none(()),
-                Some(id) => out.reborrow().init_object_id().set_some(id.as_bytes()),
+                None => out.reborrow().init_method_of().set_none(()),
+                Some(id) => out.reborrow().init_method_of().set_some(id.as_bytes()),
             }
             out.set_allow_eager_await(event.allow_eager_await);
             write_source_range(&event.position, out.init_position())?;
@@ -106,8 +106,8 @@ fn write_outcome(outcome: &Outcome, mut b: wire::response::Builder<'_>) -> Resul
             let mut out = b.init_name_lookup();
             out.set_name(checked_text(&event.name, "name")?);
             match &event.object_id {
-                None => out.reborrow().init_object_id().set_none(()),
-                Some(id) => out.reborrow().init_object_id().set_some(id.as_bytes()),
+                None => out.reborrow().init_attribute_of().set_none(()),
+                Some(id) => out.reborrow().init_attribute_of().set_some(id.as_bytes()),
             }
             write_source_range(&event.position, out.init_position())?;
         }
@@ -226,19 +226,19 @@ fn read_outcome(r: wire::response::Reader<'_>, ctx: &mut DecodeContext) -> Resul
         Which::Ok(()) => Outcome::Ok,
         Which::Complete(value) => Outcome::Complete(read_value(value?, ctx)?),
         Which::FunctionCall(event) => {
-            use wire::function_call::object_id;
+            use wire::function_call::method_of;
             let event = event?;
             Outcome::FunctionCall(FunctionCallEvent {
                 name: ctx.text(event.get_name(), "FunctionCall.name")?,
                 args: read_arguments(event.get_args()?, ctx)?,
                 call_id: event.get_call_id(),
                 object_id: match event
-                    .get_object_id()
+                    .get_method_of()
                     .which()
-                    .map_err(|e| unknown_arm("FunctionCall.objectId", e))?
+                    .map_err(|e| unknown_arm("FunctionCall.methodOf", e))?
                 {
-                    object_id::Which::None(()) => None,
-                    object_id::Which::Some(id) => Some(read_uuid(id, "FunctionCall.objectId")?),
+                    method_of::Which::None(()) => None,
+                    method_of::Which::Some(id) => Some(read_uuid(id, "FunctionCall.methodOf")?),
                 },
                 allow_eager_await: event.get_allow_eager_await(),
                 position: read_source_range(event.get_position()?, ctx)?,
@@ -254,17 +254,17 @@ fn read_outcome(r: wire::response::Reader<'_>, ctx: &mut DecodeContext) -> Resul
             })
         }
         Which::NameLookup(event) => {
-            use wire::name_lookup::object_id;
+            use wire::name_lookup::attribute_of;
             let event = event?;
             Outcome::NameLookup(NameLookupEvent {
                 name: ctx.text(event.get_name(), "NameLookup.name")?,
                 object_id: match event
-                    .get_object_id()
+                    .get_attribute_of()
                     .which()
-                    .map_err(|e| unknown_arm("NameLookup.objectId", e))?
+                    .map_err(|e| unknown_arm("NameLookup.attributeOf", e))?
                 {
-                    object_id::Which::None(()) => None,
-                    object_id::Which::Some(id) => Some(read_uuid(id, "NameLookup.objectId")?),
+                    attribute_of::Which::None(()) => None,
+                    attribute_of::Which::Some(id) => Some(read_uuid(id, "NameLookup.attributeOf")?),
                 },
                 position: read_source_range(event.get_position()?, ctx)?,
             })

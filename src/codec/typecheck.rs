@@ -152,11 +152,11 @@ pub fn read_report(
 
 /// Reads the optional type checking of an `OpenRepl`.
 pub(crate) fn read_repl_type_check(
-    r: wire::open_repl::type_check::Reader<'_>,
+    r: wire::open_repl::type_checking::Reader<'_>,
     ctx: &mut DecodeContext,
 ) -> Result<Option<TypeCheckOptions>, DecodeError> {
-    Ok(match r.which().map_err(|e| unknown_arm("OpenRepl.typeCheck", e))? {
-        wire::open_repl::type_check::Which::Off(()) => None,
-        wire::open_repl::type_check::Which::On(options) => Some(read_options(options?, ctx)?),
+    Ok(match r.which().map_err(|e| unknown_arm("OpenRepl.typeChecking", e))? {
+        wire::open_repl::type_checking::Which::Off(()) => None,
+        wire::open_repl::type_checking::Which::On(options) => Some(read_options(options?, ctx)?),
     })
 }

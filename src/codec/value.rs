@@ -90,8 +90,8 @@ fn write_node(node: &MontyNode, mut b: wire::node::Builder<'_>) -> Result<(), En
         MontyNode::Ellipsis => b.set_ellipsis(()),
         MontyNode::NotImplemented => b.set_not_implemented(()),
         MontyNode::None => b.set_none(()),
-        MontyNode::Bool(v) => b.set_bool(*v),
-        MontyNode::Int(v) => b.set_int(*v),
+        MontyNode::Bool(v) => b.set_bool_value(*v),
+        MontyNode::Int(v) => b.set_int_value(*v),
         MontyNode::BigInt(v) => write_big_int(v, b.init_big_int())?,
         MontyNode::Float(v) => b.set_float(*v),
         MontyNode::Complex(c) => {
@@ -99,7 +99,7 @@ fn write_node(node: &MontyNode, mut b: wire::node::Builder<'_>) -> Result<(), En
             out.set_real(c.real);
             out.set_imag(c.imag);
         }
-        MontyNode::String(s) => b.set_str(checked_text(s, "str value")?),
+        MontyNode::String(s) => b.set_str_value(checked_text(s, "str value")?),
         MontyNode::Bytes(v) => b.set_bytes(checked_data(v, "bytes value")?),
         MontyNode::Date(d) => {
             let mut out = b.init_date();
@@ -214,10 +214,10 @@ fn write_date_time(dt: &MontyDateTime, mut out: wire::date_time::Builder<'_>) ->
     out.set_second(dt.second);
     out.set_microsecond(dt.microsecond);
     match dt.offset_seconds {
-        None => out.reborrow().init_offset().set_naive(()),
-        Some(s) => out.reborrow().init_offset().set_seconds(s),
+        None => out.reborrow().init_date_time_offset().set_naive(()),
+        Some(s) => out.reborrow().init_date_time_offset().set_seconds(s),
     }
-    write_optional_text!(out.init_zone_name(), &dt.timezone_name, "datetime zone name");
+    write_optional_text!(out.init_date_time_zone_name(), &dt.timezone_name, "datetime zone name");
     Ok(())
 }
 
@@ -228,10 +228,10 @@ fn write_time(t: &MontyTime, mut out: wire::time::Builder<'_>) -> Result<(), Enc
     out.set_microsecond(t.microsecond);
     out.set_fold(t.fold);
     match t.offset_seconds {
-        None => out.reborrow().init_offset().set_naive(()),
-        Some(s) => out.reborrow().init_offset().set_seconds(s),
+        None => out.reborrow().init_time_offset().set_naive(()),
+        Some(s) => out.reborrow().init_time_offset().set_seconds(s),
     }
-    write_optional_text!(out.init_zone_name(), &t.timezone_name, "time zone name");
+    write_optional_text!(out.init_time_zone_name(), &t.timezone_name, "time zone name");
     Ok(())
 }
 
@@ -411,8 +411,8 @@ impl ArenaReader<'_> {
             Which::Ellipsis(()) => MontyNode::Ellipsis,
             Which::NotImplemented(()) => MontyNode::NotImplemented,
             Which::None(()) => MontyNode::None,
-            Which::Bool(v) => MontyNode::Bool(v),
-            Which::Int(v) => MontyNode::Int(v),
+            Which::BoolValue(v) => MontyNode::Bool(v),
+            Which::IntValue(v) => MontyNode::Int(v),
             Which::BigInt(r) => MontyNode::BigInt(read_big_int(r?, self.ctx)?),
             Which::Float(v) => MontyNode::Float(v),
             Which::Complex(r) => {
@@ -422,7 +422,7 @@ impl ArenaReader<'_> {
                     imag: r.get_imag(),
                 })
             }
-            Which::Str(r) => MontyNode::String(self.ctx.text(r, "Node.str")?),
+            Which::StrValue(r) => MontyNode::String(self.ctx.text(r, "Node.strValue")?),
             Which::Bytes(r) => MontyNode::Bytes(self.ctx.data(r)?),
             Which::Date(r) => {
                 let r = r?;
@@ -593,11 +593,20 @@ fn read_date_time(r: wire::date_time::Reader<'_>, ctx: &mut DecodeContext) -> Re
         minute: r.get_minute(),
         second: r.get_second(),
         microsecond: r.get_microsecond(),
-        offset_seconds: match r.get_offset().which().map_err(|e| unknown_arm("DateTime.offset", e))? {
-            wire::date_time::offset::Which::Naive(()) => None,
-            wire::date_time::offset::Which::Seconds(s) => Some(s),
+        offset_seconds: match r
+            .get_date_time_offset()
+            .which()
+            .map_err(|e| unknown_arm("DateTime.dateTimeOffset", e))?
+        {
+            wire::date_time::date_time_offset::Which::Naive(()) => None,
+            wire::date_time::date_time_offset::Which::Seconds(s) => Some(s),
         },
-        timezone_name: read_optional_text!(ctx, r.get_zone_name(), wire::date_time::zone_name, "DateTime.zoneName"),
+        timezone_name: read_optional_text!(
+            ctx,
+            r.get_date_time_zone_name(),
+            wire::date_time::date_time_zone_name,
+            "DateTime.dateTimeZoneName"
+        ),
     })
 }
 
@@ -607,11 +616,20 @@ fn read_time(r: wire::time::Reader<'_>, ctx: &mut DecodeContext) -> Result<Monty
         minute: r.get_minute(),
         second: r.get_second(),
         microsecond: r.get_microsecond(),
-        offset_seconds: match r.get_offset().which().map_err(|e| unknown_arm("Time.offset", e))? {
-            wire::time::offset::Which::Naive(()) => None,
-            wire::time::offset::Which::Seconds(s) => Some(s),
+        offset_seconds: match r
+            .get_time_offset()
+            .which()
+            .map_err(|e| unknown_arm("Time.timeOffset", e))?
+        {
+            wire::time::time_offset::Which::Naive(()) => None,
+            wire::time::time_offset::Which::Seconds(s) => Some(s),
         },
-        timezone_name: read_optional_text!(ctx, r.get_zone_name(), wire::time::zone_name, "Time.zoneName"),
+        timezone_name: read_optional_text!(
+            ctx,
+            r.get_time_zone_name(),
+            wire::time::time_zone_name,
+            "Time.timeZoneName"
+        ),
         fold: r.get_fold(),
     })
 }

@@ -100,13 +100,13 @@ def _node_specs(objects):
         if obj is None:
             spec = ("none", None)
         elif isinstance(obj, bool):
-            spec = ("bool", obj)
+            spec = ("boolValue", obj)
         elif isinstance(obj, int):
-            spec = ("int", obj) if INT64_MIN <= obj <= INT64_MAX else ("bigInt", obj)
+            spec = ("intValue", obj) if INT64_MIN <= obj <= INT64_MAX else ("bigInt", obj)
         elif isinstance(obj, float):
             spec = ("float", obj)
         elif isinstance(obj, str):
-            spec = ("str", obj)
+            spec = ("strValue", obj)
         elif isinstance(obj, (bytes, bytearray)):
             spec = ("bytes", bytes(obj))
         elif isinstance(obj, ExternalFunction):
@@ -184,7 +184,7 @@ def _read_nodes(nodes):
         kind = node.which()
         if kind == "none":
             obj = None
-        elif kind in ("bool", "int", "float", "str", "path", "decimal", "repr", "cycle", "type"):
+        elif kind in ("boolValue", "intValue", "float", "strValue", "path", "decimal", "repr", "cycle", "type"):
             obj = getattr(node, kind)
         elif kind == "bytes":
             obj = bytes(node.bytes)
@@ -287,7 +287,7 @@ def decode_response(r):
             "positional": positional,
             "keyword": keyword,
             "call_id": call.callId,
-            "object_id": bytes(call.objectId.some) if call.objectId.which() == "some" else None,
+            "object_id": bytes(call.methodOf.some) if call.methodOf.which() == "some" else None,
             "allow_eager_await": call.allowEagerAwait,
             "position": _position(call.position),
         }
@@ -297,7 +297,7 @@ def decode_response(r):
         lookup = r.nameLookup
         body = {
             "name": lookup.name,
-            "object_id": bytes(lookup.objectId.some) if lookup.objectId.which() == "some" else None,
+            "object_id": bytes(lookup.attributeOf.some) if lookup.attributeOf.which() == "some" else None,
             "position": _position(lookup.position),
         }
     elif kind == "resolveFutures":
@@ -466,9 +466,9 @@ class Host:
         if limits:
             write_limits(open_repl.init("limits"), limits)
         if type_check is None:
-            open_repl.typeCheck.off = None
+            open_repl.typeChecking.off = None
         else:
-            write_type_check_options(open_repl.typeCheck.init("on"), type_check)
+            write_type_check_options(open_repl.typeChecking.init("on"), type_check)
         return self.send(message)
 
     def _feed(self, arm, code, inputs=None, skip_type_check=False):

@@ -101,7 +101,7 @@ def test_shared_child_is_one_node(fixtures):
 
 def test_cycle_is_a_marker_leaf(fixtures):
     with read_value(fixtures, "cycle") as value:
-        assert kinds(value) == ["int", "cycle", "list"]
+        assert kinds(value) == ["intValue", "cycle", "list"]
         assert value.nodes[1].cycle == "[...]"
 
 
@@ -147,7 +147,7 @@ def test_capnp_tool_decodes(fixtures):
             )
         return " ".join(result.stdout.split())
 
-    assert "(list = [0, 1]), (int = 1), (int = 2), (tuple = [3, 4]), (tuple = [2, 5])" in decode(
+    assert "(list = [0, 1]), (intValue = 1), (intValue = 2), (tuple = [3, 4]), (tuple = [2, 5])" in decode(
         "tuple_vs_list", "Value"
     )
     assert "bigInt = ( negative = true" in decode("bigint", "Value")

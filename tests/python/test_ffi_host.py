@@ -232,7 +232,7 @@ def test_an_out_of_range_node_index_is_an_invalid_value(host):
     message = request()
     inputs = message.init("start")
     nodes = inputs.init("nodes", 2)
-    nodes[0].int = 1
+    nodes[0].intValue = 1
     items = nodes[1].init("list", 1)
     items[0] = 5  # there is no node 5
     inputs.roots = [1]
@@ -241,7 +241,7 @@ def test_an_out_of_range_node_index_is_an_invalid_value(host):
 
     message = request()
     inputs = message.init("start")
-    inputs.init("nodes", 1)[0].int = 1
+    inputs.init("nodes", 1)[0].intValue = 1
     inputs.roots = [3]  # a root past the arena
     assert protocol_error(host.send(message))["code"] == "invalidValue"
     # Still ready.
