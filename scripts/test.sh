@@ -24,7 +24,9 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+# pycapnp and pytest; the Dart grammar for the docs' sample check.
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt \
+  -r docs/check/requirements.txt
 
 # Each step says how long it took, so CI's budget (30 minutes on 2 cores) is
 # watched, not guessed.
@@ -79,6 +81,12 @@ cargo check --locked --manifest-path fuzz/Cargo.toml --target-dir target
 
 step "cross-language tests (pycapnp, and the C ABI through ctypes)"
 .venv/bin/python -m pytest tests/python -q
+
+# No Dart SDK runs here: the guide's samples are parsed with tree-sitter's
+# Dart grammar, and tests/python/test_dart_guide.py replays their protocol
+# steps through ctypes.
+step "Dart samples in the docs parse (tree-sitter Dart grammar)"
+.venv/bin/python scripts/check-dart-samples.py
 
 step "web front end: the wasm build in Node and headless Chromium (capnp-es)"
 bash scripts/test-web.sh
