@@ -64,3 +64,26 @@ fn the_c_abi_has_at_most_eight_functions() {
     );
     assert!(functions.len() <= 8, "the C ABI grew past eight functions");
 }
+
+/// The header states the contract a C or Dart host codes against: the
+/// protocol it describes, and what the library cannot detect.
+#[test]
+fn the_header_states_its_contract() {
+    let header = generated_header();
+    let define = format!("#define MONTY_WIRE_PROTOCOL_VERSION {}", monty_wire::PROTOCOL_VERSION);
+    assert!(header.contains(&define), "the header defines {define}");
+    for rule in [
+        "Ownership",
+        "Threads",
+        "Undefined behaviour",
+        "Freeing a buffer twice",
+        "Reading a response's bytes after freeing its buffer",
+    ] {
+        assert!(header.contains(rule), "the header states {rule:?}");
+    }
+    // It no longer promises that a second free is harmless.
+    assert!(
+        !header.contains("an already\n// freed buffer"),
+        "a second free is not ignored"
+    );
+}

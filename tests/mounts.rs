@@ -460,17 +460,17 @@ fn escape_a_very_long_path_is_refused() {
 fn escape_a_file_where_a_directory_is_expected_is_not_a_directory() {
     let escape = Escape::new();
     for mode in all_modes() {
-        for code in [
-            "(root / 'hello.txt' / 'x').read_text()",
-            "list((root / 'hello.txt').iterdir())",
-            "(root / 'hello.txt' / '..' / 'hello.txt').read_text()",
+        // `..` after a file collapses virtually (as in pathlib), so the
+        // last case reads the mounted file again; the others raise.
+        for (code, reads_the_file) in [
+            ("(root / 'hello.txt' / 'x').read_text()", false),
+            ("list((root / 'hello.txt').iterdir())", false),
+            ("(root / 'hello.txt' / '..' / 'hello.txt').read_text()", true),
         ] {
             let response = run_mounted(code, escape.mounts(mode));
-            // `..` after a file collapses virtually (as in pathlib), so the
-            // last case reads the mounted file again; the others raise.
             match response.outcome {
-                Outcome::Complete(value) => assert_eq!(value, s("hello"), "{code}"),
-                Outcome::PythonError(exc) => {
+                Outcome::Complete(value) if reads_the_file => assert_eq!(value, s("hello"), "{code}"),
+                Outcome::PythonError(exc) if !reads_the_file => {
                     assert!(
                         matches!(exc.exc_type(), ExcType::NotADirectoryError | ExcType::FileNotFoundError),
                         "{code}: {exc:?}"
