@@ -46,8 +46,13 @@ if [ "$what" = all ] || [ "$what" = python ]; then
   # rustc links the runtime into executables only, not into a cdylib, so
   # the shared runtime of the system's compiler is preloaded (same ABI
   # version, v8, as the instrumentation rustc emits).
+  # The suite's fixtures build the crate's ordinary debug library, examples
+  # and CLI with the pinned stable toolchain: built here first, without the
+  # sanitizer's flags (stable rejects -Z) and before the runtime is preloaded.
+  (unset RUSTFLAGS RUSTDOCFLAGS CARGO_PROFILE_DEV_DEBUG; cargo build --locked --lib --bins --examples)
   runtime="$(gcc -print-file-name=libasan.so)"
   [ -f "$runtime" ] || { echo "no shared AddressSanitizer runtime (install gcc's libasan)" >&2; exit 1; }
-  MONTY_WIRE_LIB="$PWD/$TARGET_DIR/$TARGET/debug/libmonty_wire.so" LD_PRELOAD="$runtime" \
+  env -u RUSTFLAGS -u RUSTDOCFLAGS -u CARGO_PROFILE_DEV_DEBUG \
+    MONTY_WIRE_LIB="$PWD/$TARGET_DIR/$TARGET/debug/libmonty_wire.so" LD_PRELOAD="$runtime" \
     .venv/bin/python -m pytest -q tests/python
 fi
