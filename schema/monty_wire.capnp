@@ -902,14 +902,28 @@ enum PrintStream {
 }
 
 # A request the session refused. The session is exactly as it was before,
-# with two exceptions that say so in their code: `internalError` (the session
-# was reset to empty) and `responseTooLarge` (the request was carried out,
+# with exceptions that say so in their code: `internalError` (the session
+# was reset to empty); `responseTooLarge` (the request was carried out,
 # but its answer does not fit in a message; a run or snippet it left
 # suspended at a host call was aborted, so the session is ready, or idle,
-# again, and what the request did before that stays done).
+# again, and what the request did before that stays done); and, for an
+# isolated session, `workerCrashed`, `deadlineExceeded` and `cancelled`
+# (its worker process ended during the request, so the session is empty
+# again: its next request starts a fresh worker, which a host fills by
+# opening again or loading a dump it took earlier; a dump key set with
+# `setDumpKey` carries over).
 struct ProtocolError {
   code @0 :ErrorCode;
   message @1 :Text;                  # for people; match on `code`
+  workerExit @2 :WorkerExit;         # with workerCrashed: how the worker ended; absent otherwise
+}
+
+# How an isolated session's worker process ended.
+struct WorkerExit {
+  exitCode @0 :Int32;                # its exit status, or -1 when a signal ended it
+  signal @1 :Int32;                  # the signal that ended it (Unix), or 0
+  outOfMemory @2 :Bool;              # it went past its memory ceiling (it exited with status 65)
+  stderrTail @3 :Text;               # the last 4 KiB it wrote to its standard error
 }
 
 enum ErrorCode {
@@ -929,6 +943,14 @@ enum ErrorCode {
   internalError @9;      # the library failed (a caught panic); the session was reset
   responseTooLarge @10;  # the reply does not fit in a message; a suspended run was aborted (see ProtocolError)
   invalidDump @11;       # dump bytes that are not a dump this build can load
+  workerUnavailable @12; # an isolated session has no worker: the worker binary cannot be run, speaks another
+                         # protocol, or this platform cannot start processes (iOS, the web module)
+  workerCrashed @13;     # the isolated session's worker died during the request (a fault, an abort, past its
+                         # memory ceiling); `workerExit` says how. The session is empty again
+  deadlineExceeded @14;  # the request ran past the session's time limits plus a grace, and its worker was
+                         # killed. The session is empty again
+  cancelled @15;         # the host cancelled the request (monty_wire_cancel, or closing the session during
+                         # it) and its worker was killed. The session is empty again
 }
 
 # What `dump` bytes hold: a labelled envelope, so a host never confuses

@@ -320,6 +320,8 @@ pub struct ProtocolError {
     pub code: ErrorCode,
     /// What went wrong, for people.
     pub message: String,
+    /// How an isolated session's worker ended, with [`ErrorCode::WorkerCrashed`].
+    pub worker_exit: Option<WorkerExit>,
 }
 
 impl ProtocolError {
@@ -328,8 +330,22 @@ impl ProtocolError {
         Self {
             code,
             message: message.into(),
+            worker_exit: None,
         }
     }
+}
+
+/// How an isolated session's worker process ended (`WorkerExit` in the schema).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerExit {
+    /// Its exit status, or -1 when a signal ended it.
+    pub exit_code: i32,
+    /// The signal that ended it (Unix), or 0.
+    pub signal: i32,
+    /// It went past its memory ceiling (monty-alloc's exit status).
+    pub out_of_memory: bool,
+    /// The last bytes it wrote to its standard error (at most 4 KiB).
+    pub stderr_tail: String,
 }
 
 impl std::fmt::Display for ProtocolError {
@@ -367,6 +383,18 @@ pub enum ErrorCode {
     ResponseTooLarge,
     /// Bytes that are not a dump this build can load.
     InvalidDump,
+    /// An isolated session has no worker (no binary, another protocol, or
+    /// a platform that cannot start processes).
+    WorkerUnavailable,
+    /// The isolated session's worker died during the request; the session
+    /// is empty again.
+    WorkerCrashed,
+    /// The request ran past its time limits plus a grace and its worker was
+    /// killed; the session is empty again.
+    DeadlineExceeded,
+    /// The host cancelled the request and its worker was killed; the
+    /// session is empty again.
+    Cancelled,
 }
 
 /// Which protocol error a request whose bytes did not decode gets.

@@ -14,7 +14,7 @@ use monty_types::{
     PrintStream, ResourceLimits, SourceRange, TypeCheckingFormat,
 };
 
-pub use crate::error::{ErrorCode, ProtocolError};
+pub use crate::error::{ErrorCode, ProtocolError, WorkerExit};
 
 /// One request to a session.
 #[derive(Debug, Clone)]

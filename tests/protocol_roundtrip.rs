@@ -20,7 +20,7 @@ use monty_wire::{
     protocol::{
         CallResult, Environment, ErrorCode, Feed, FunctionCallEvent, HostAccess, Mount, MountMode, NameLookupEvent,
         NameLookupResult, OpenRepl, OpenRun, OsCallEvent, Outcome, PrintSegment, ProtocolError, Request,
-        ResolveFuturesEvent, Response, TypeCheckOptions, Usage,
+        ResolveFuturesEvent, Response, TypeCheckOptions, Usage, WorkerExit,
     },
     schema::monty_wire_capnp as wire,
 };
@@ -986,6 +986,10 @@ fn python_and_protocol_errors_round_trip() {
         ErrorCode::InternalError,
         ErrorCode::ResponseTooLarge,
         ErrorCode::InvalidDump,
+        ErrorCode::WorkerUnavailable,
+        ErrorCode::WorkerCrashed,
+        ErrorCode::DeadlineExceeded,
+        ErrorCode::Cancelled,
     ] {
         let error = ProtocolError::new(code, format!("{code:?} happened"));
         let back = assert_response_round_trips(&response(Outcome::ProtocolError(error.clone())));
@@ -994,6 +998,15 @@ fn python_and_protocol_errors_round_trip() {
         };
         assert_eq!(back, error);
     }
+    let mut crashed = ProtocolError::new(ErrorCode::WorkerCrashed, "the worker died");
+    crashed.worker_exit = Some(WorkerExit {
+        exit_code: -1,
+        signal: 11,
+        out_of_memory: false,
+        stderr_tail: "thread 'main' has overflowed its stack\n".to_owned(),
+    });
+    let back = assert_response_round_trips(&response(Outcome::ProtocolError(crashed.clone())));
+    assert!(matches!(back.outcome, Outcome::ProtocolError(back) if back == crashed));
 }
 
 #[test]

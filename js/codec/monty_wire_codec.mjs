@@ -19,7 +19,7 @@ export const ContinuationMode = Object.freeze({ complete: 0, incompleteImplicit:
 export const Severity = Object.freeze({ info: 0, warning: 1, error: 2, fatal: 3 });
 export const TimeCaller = Object.freeze({ time: 0, timeNs: 1, monotonic: 2, monotonicNs: 3, perfCounter: 4, perfCounterNs: 5, gmtime: 6, localtime: 7, asctime: 8, ctime: 9, strftime: 10 });
 export const PrintStream = Object.freeze({ stdout: 0, stderr: 1 });
-export const ErrorCode = Object.freeze({ malformedMessage: 0, truncatedMessage: 1, limitExceeded: 2, invalidValue: 3, unknownRequest: 4, wrongState: 5, unknownSession: 6, sessionBusy: 7, invalidArgument: 8, internalError: 9, responseTooLarge: 10, invalidDump: 11 });
+export const ErrorCode = Object.freeze({ malformedMessage: 0, truncatedMessage: 1, limitExceeded: 2, invalidValue: 3, unknownRequest: 4, wrongState: 5, unknownSession: 6, sessionBusy: 7, invalidArgument: 8, internalError: 9, responseTooLarge: 10, invalidDump: 11, workerUnavailable: 12, workerCrashed: 13, deadlineExceeded: 14, cancelled: 15 });
 export const DumpKind = Object.freeze({ program: 0, replIdle: 1, replSuspended: 2, runSuspended: 3 });
 
 // --- Value
@@ -2920,7 +2920,7 @@ export function Response_protocolError(s, out = new StructReader()) {
 }
 export function Response_init_protocolError(b, s) {
   b.view.setUint16(s + 0, 7, true);
-  return b.initStruct(s + 8, 1, 1);
+  return b.initStruct(s + 8, 1, 2);
 }
 export const Response_dump_AT = 0;
 export function Response_dump(s) {
@@ -3868,10 +3868,10 @@ export function PrintSegment_set_text(b, s, v) {
 
 // --- ProtocolError
 export const ProtocolError_DATA_WORDS = 1;
-export const ProtocolError_POINTERS = 1;
-export const ProtocolError_BYTES = 16;
+export const ProtocolError_POINTERS = 2;
+export const ProtocolError_BYTES = 24;
 export function ProtocolError_newRoot(b) {
-  return b.initRoot(1, 1);
+  return b.initRoot(1, 2);
 }
 export const ProtocolError_code_AT = 0;
 export function ProtocolError_code(s) {
@@ -3886,6 +3886,52 @@ export function ProtocolError_message(s) {
 }
 export function ProtocolError_set_message(b, s, v) {
   b.setText(s + 8, v);
+}
+export function ProtocolError_workerExit(s, out = new StructReader()) {
+  if (s.pc > 1) return readStruct(s.r, s.p + 8, out);
+  out.r = s.r;
+  out.d = out.p = s.d;
+  out.ds = out.pc = 0;
+  return out;
+}
+export function ProtocolError_init_workerExit(b, s) {
+  return b.initStruct(s + 16, 2, 1);
+}
+
+// --- WorkerExit
+export const WorkerExit_DATA_WORDS = 2;
+export const WorkerExit_POINTERS = 1;
+export const WorkerExit_BYTES = 24;
+export function WorkerExit_newRoot(b) {
+  return b.initRoot(2, 1);
+}
+export const WorkerExit_exitCode_AT = 0;
+export function WorkerExit_exitCode(s) {
+  return s.ds >= 4 ? (s.r.view.getInt32(s.d + 0, true)) : 0;
+}
+export function WorkerExit_set_exitCode(b, s, v) {
+  b.view.setInt32(s + 0, v, true);
+}
+export const WorkerExit_signal_AT = 4;
+export function WorkerExit_signal(s) {
+  return s.ds >= 8 ? (s.r.view.getInt32(s.d + 4, true)) : 0;
+}
+export function WorkerExit_set_signal(b, s, v) {
+  b.view.setInt32(s + 4, v, true);
+}
+export function WorkerExit_outOfMemory(s) {
+  return ((s.ds > 8 ? (s.r.view.getUint8(s.d + 8) >> 0) & 1 : 0) ^ 0) === 1;
+}
+export function WorkerExit_set_outOfMemory(b, s, v) {
+  const x = b.view.getUint8(s + 8);
+  b.view.setUint8(s + 8, (v ? 1 : 0) === 1 ? x | 1 : x & 254);
+}
+export const WorkerExit_stderrTail_AT = 0;
+export function WorkerExit_stderrTail(s) {
+  return s.pc > 0 ? readText(s.r, s.p + 0, "") : "";
+}
+export function WorkerExit_set_stderrTail(b, s, v) {
+  b.setText(s + 16, v);
 }
 
 // --- Dump

@@ -23,7 +23,7 @@ use crate::{
     error::{DecodeError, EncodeError},
     protocol::{
         ErrorCode, FunctionCallEvent, NameLookupEvent, OsCallEvent, Outcome, PrintSegment, ProtocolError,
-        ResolveFuturesEvent, Response, Usage,
+        ResolveFuturesEvent, Response, Usage, WorkerExit,
     },
     schema::monty_wire_capnp as wire,
 };
@@ -46,6 +46,10 @@ enum_table! {
         InternalError => InternalError,
         ResponseTooLarge => ResponseTooLarge,
         InvalidDump => InvalidDump,
+        WorkerUnavailable => WorkerUnavailable,
+        WorkerCrashed => WorkerCrashed,
+        DeadlineExceeded => DeadlineExceeded,
+        Cancelled => Cancelled,
     }
 }
 
@@ -126,6 +130,13 @@ fn write_outcome(outcome: &Outcome, mut b: wire::response::Builder<'_>) -> Resul
             let mut out = b.init_protocol_error();
             out.set_code(error_code_to_wire(error.code));
             out.set_message(checked_text(&error.message, "protocol error message")?);
+            if let Some(exit) = &error.worker_exit {
+                let mut wire_exit = out.init_worker_exit();
+                wire_exit.set_exit_code(exit.exit_code);
+                wire_exit.set_signal(exit.signal);
+                wire_exit.set_out_of_memory(exit.out_of_memory);
+                wire_exit.set_stderr_tail(checked_text(&exit.stderr_tail, "worker stderr")?);
+            }
         }
         Outcome::Dump(dump) => b.set_dump(checked_data(dump, "dump")?),
         Outcome::Continuation(mode) => b.set_continuation(continuation_to_wire(*mode)),
@@ -180,7 +191,9 @@ pub(crate) fn estimated_words(response: &Response) -> usize {
         Outcome::NameLookup(event) => 16 + event.name.len() / 8,
         Outcome::ResolveFutures(event) => 8 + event.pending_call_ids.len() / 2,
         Outcome::PythonError(exc) => exception_words(exc),
-        Outcome::ProtocolError(error) => 4 + error.message.len() / 8,
+        Outcome::ProtocolError(error) => {
+            12 + error.message.len() / 8 + error.worker_exit.as_ref().map_or(0, |exit| exit.stderr_tail.len() / 8)
+        }
         Outcome::Dump(dump) => 1 + dump.len() / 8,
         Outcome::Continuation(_) => 0,
         Outcome::FunctionNames(names) => names.iter().map(|name| 2 + name.len() / 8).sum(),
@@ -285,6 +298,17 @@ fn read_outcome(r: wire::response::Reader<'_>, ctx: &mut DecodeContext) -> Resul
             Outcome::ProtocolError(ProtocolError {
                 code: error_code_from_wire(error.get_code().map_err(|e| unknown_enum("ErrorCode", e))?),
                 message: ctx.text(error.get_message(), "ProtocolError.message")?,
+                worker_exit: if error.has_worker_exit() {
+                    let exit = error.get_worker_exit()?;
+                    Some(WorkerExit {
+                        exit_code: exit.get_exit_code(),
+                        signal: exit.get_signal(),
+                        out_of_memory: exit.get_out_of_memory(),
+                        stderr_tail: ctx.text(exit.get_stderr_tail(), "WorkerExit.stderrTail")?,
+                    })
+                } else {
+                    None
+                },
             })
         }
         Which::Dump(dump) => Outcome::Dump(ctx.data(dump)?),
