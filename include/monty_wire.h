@@ -21,13 +21,30 @@
  *   MONTY_WIRE_UNKNOWN_SESSION), never dereferenced. Closing twice is
  *   harmless.
  *
+ * Isolation
+ * - monty_wire_session_open runs the session's engine in the host's
+ *   process. monty_wire_session_open_isolated runs it in a worker process:
+ *   the same requests and responses, but a native stack overflow, an
+ *   allocation past the session's maxMemory, or a request that outlives its
+ *   time limits ends only the worker (workerCrashed, deadlineExceeded), and
+ *   monty_wire_cancel stops a request at once (cancelled). After those the
+ *   session is empty; its next request runs in a fresh worker.
+ * - The worker binary is the monty-wire executable built with this library:
+ *   the path passed to monty_wire_session_open_isolated, or else the
+ *   MONTY_WIRE_WORKER environment variable. The library runs
+ *   "<path> worker". Without one, or where processes cannot be started
+ *   (iOS, the WebAssembly module), requests answer workerUnavailable.
+ *
  * Threads
  * - Every function may be called from any thread. A session serves one
  *   call at a time: a call into a session another thread is inside gets
  *   sessionBusy (or MONTY_WIRE_SESSION_BUSY) at once and never blocks.
  *   Different sessions run in parallel.
- * - monty_wire_session_close does not wait: a call still inside the session
- *   finishes, and the session is freed when it returns.
+ * - monty_wire_cancel is meant for another thread than the one inside
+ *   monty_wire_dispatch: it never waits for the session.
+ * - monty_wire_session_close does not wait: a call still inside an
+ *   in-process session finishes, and the session is freed when it returns;
+ *   a call inside an isolated session is cancelled.
  * - The print callback runs during monty_wire_dispatch, on the thread that
  *   called it; its text is valid only during the callback. Setting a
  *   session's callback from inside that session's callback is refused with
@@ -56,7 +73,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// `monty_wire_session_close` and `monty_wire_set_print_callback` succeeded.
+// `monty_wire_session_close`, `monty_wire_set_print_callback` or
+// `monty_wire_cancel` succeeded.
 #define MONTY_WIRE_OK 0
 
 // The handle is 0, closed, or was never returned by `monty_wire_session_open`.
@@ -67,6 +85,11 @@
 
 // The library failed (a caught panic).
 #define MONTY_WIRE_INTERNAL_ERROR -3
+
+// `monty_wire_cancel` on an in-process session: a request running in the
+// host's own process cannot be stopped (use the session's time limits, or
+// an isolated session).
+#define MONTY_WIRE_NOT_ISOLATED -4
 
 // The protocol version this header describes (`protocolVersion` in the
 // schema), for a host to check at compile time; at run time
@@ -108,9 +131,52 @@ uint32_t monty_wire_protocol_version(void);
 // [`monty_wire_session_close`].
 MontyWireSession monty_wire_session_open(void);
 
+// Opens an empty isolated session and returns its handle (never 0): one
+// whose engine runs in a worker process, so that nothing the sandboxed
+// code does (a native stack overflow, an allocation that fails, a
+// long-running operation) can take the host down. It takes the same
+// requests and gives the same responses as a session from
+// [`monty_wire_session_open`], and adds four outcomes: `workerUnavailable`
+// (no worker could start; the next request tries again), and
+// `workerCrashed`, `deadlineExceeded` and `cancelled` (the worker ended
+// during the request; the session is empty again, and its next request runs
+// in a fresh worker).
+//
+// `worker_path` is the `monty-wire` executable built with this library (its
+// `worker` subcommand serves the session), as a NUL-terminated path (UTF-8
+// on Windows); null means the path in the environment variable
+// `MONTY_WIRE_WORKER`. The library runs `<worker_path> worker` with the
+// host's environment and working directory.
+//
+// The worker holds the session's heap to its limits' `maxMemory` (2 GiB
+// without one), and the library kills it when a request that runs Python
+// outlives the session's time limits plus one second. Workers are kept
+// ready per path (two idle), so opening does not wait for a process once
+// the first has started; a session closed while its worker is healthy
+// hands it back for reuse.
+//
+// Where no process can be started (iOS, the WebAssembly module) this still
+// returns a handle, and every request is answered `workerUnavailable`.
+//
+// # Safety
+// `worker_path` must be null or point to a NUL-terminated string that stays
+// unchanged during the call.
+MontyWireSession monty_wire_session_open_isolated(const char *worker_path);
+
+// Stops the request running in an isolated session, at once, from any
+// thread: its worker is killed, and the `monty_wire_dispatch` waiting on it
+// returns a `cancelled` response (the session is empty again). A session
+// with no request running is left alone. Returns [`MONTY_WIRE_OK`],
+// [`MONTY_WIRE_UNKNOWN_SESSION`], or [`MONTY_WIRE_NOT_ISOLATED`] for an
+// in-process session, whose requests run on the host's own thread and
+// cannot be stopped from outside (its time limits stop Python code).
+int32_t monty_wire_cancel(MontyWireSession session);
+
 // Closes a session and frees everything it holds (on the session's own
-// stack, like a request). A thread still inside the session finishes its
-// request first. Returns [`MONTY_WIRE_OK`], or
+// stack, like a request). A thread still inside an in-process session
+// finishes its request first; in an isolated session that request is
+// cancelled (it returns `cancelled`), so closing never waits on a worker.
+// Returns [`MONTY_WIRE_OK`], or
 // [`MONTY_WIRE_UNKNOWN_SESSION`] for a handle that is not open (closing
 // twice is harmless).
 int32_t monty_wire_session_close(MontyWireSession session);

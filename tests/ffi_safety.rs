@@ -10,15 +10,14 @@ use std::{
     time::Duration,
 };
 
-use common::{Host, complete, dispatch_bytes, expect_code, function_call};
+use common::{Host, complete, dispatch_bytes, expect_code, function_call, open_session};
 use monty_types::{MontyObject, ResourceLimits};
 use monty_wire::{
     WireMessage,
     codec::{builder_with_capacity, encode_request},
     ffi::{
         MONTY_WIRE_OK, MONTY_WIRE_SESSION_BUSY, MONTY_WIRE_UNKNOWN_SESSION, MontyWireBuffer, monty_wire_buffer_free,
-        monty_wire_dispatch, monty_wire_protocol_version, monty_wire_session_close, monty_wire_session_open,
-        monty_wire_set_print_callback,
+        monty_wire_dispatch, monty_wire_protocol_version, monty_wire_session_close, monty_wire_set_print_callback,
     },
     protocol::{CallResult, ErrorCode, OpenRun, Outcome, Request},
     schema::monty_wire_capnp as wire,
@@ -125,7 +124,7 @@ fn null_closed_and_made_up_handles_get_unknown_session() {
     let message = run_request();
     expect_code(dispatch_bytes(0, message.as_bytes()), ErrorCode::UnknownSession);
     expect_code(dispatch_bytes(u64::MAX, message.as_bytes()), ErrorCode::UnknownSession);
-    let handle = monty_wire_session_open();
+    let handle = open_session();
     assert_eq!(monty_wire_session_close(handle), MONTY_WIRE_OK);
     expect_code(dispatch_bytes(handle, message.as_bytes()), ErrorCode::UnknownSession);
     assert_eq!(monty_wire_session_close(handle), MONTY_WIRE_UNKNOWN_SESSION);

@@ -56,6 +56,8 @@ fn the_c_abi_has_at_most_eight_functions() {
         [
             "monty_wire_protocol_version",
             "monty_wire_session_open",
+            "monty_wire_session_open_isolated",
+            "monty_wire_cancel",
             "monty_wire_session_close",
             "monty_wire_dispatch",
             "monty_wire_buffer_free",

@@ -1,4 +1,4 @@
-//! The C entry points: six functions, bytes in and bytes out.
+//! The C entry points: eight functions, bytes in and bytes out.
 //!
 //! A host opens a session, sends it request messages with
 //! [`monty_wire_dispatch`] and reads each response in place from the
@@ -20,26 +20,35 @@
 //! - Any thread will do, however small its stack: each session runs monty
 //!   on a stack of its own, sized for its recursion limit (see
 //!   [`monty_wire_dispatch`]).
+//! - A host chooses per session whether the engine runs in its own process
+//!   ([`monty_wire_session_open`]) or in a worker process that sandboxed
+//!   code cannot take the host down from
+//!   ([`monty_wire_session_open_isolated`]); the other functions work the
+//!   same on both.
 //!
 //! The header (`include/monty_wire.h`, from `cbindgen.toml`) states the
 //! ownership, threading and undefined-behaviour rules in full.
 
 use std::{
-    ffi::c_void,
+    ffi::{CStr, c_char, c_void},
     panic::{self, AssertUnwindSafe},
+    path::PathBuf,
 };
 
 use monty_types::PrintStream;
 
-pub use super::registry::{
-    MONTY_WIRE_INTERNAL_ERROR, MONTY_WIRE_OK, MONTY_WIRE_SESSION_BUSY, MONTY_WIRE_UNKNOWN_SESSION, MontyWireBuffer,
-    MontyWireSession,
+use super::registry::{
+    Engine, cancel_session, close_session, free_buffer, into_buffer, open_session, set_print_sink, with_session,
 };
-use super::registry::{close_session, free_buffer, into_buffer, open_session, set_print_sink, with_session};
+pub use super::registry::{
+    MONTY_WIRE_INTERNAL_ERROR, MONTY_WIRE_NOT_ISOLATED, MONTY_WIRE_OK, MONTY_WIRE_SESSION_BUSY,
+    MONTY_WIRE_UNKNOWN_SESSION, MontyWireBuffer, MontyWireSession,
+};
 use crate::{
-    PROTOCOL_VERSION, WireMessage,
+    PROTOCOL_VERSION, Session, WireMessage,
     protocol::{ErrorCode, ProtocolError},
     session::error_response,
+    worker::IsolatedSession,
 };
 
 /// Receives print output while code runs: `stream` is 0 for stdout and 1 for
@@ -78,12 +87,96 @@ pub extern "C" fn monty_wire_protocol_version() -> u32 {
 /// [`monty_wire_session_close`].
 #[unsafe(no_mangle)]
 pub extern "C" fn monty_wire_session_open() -> MontyWireSession {
-    open_session()
+    open_session(Engine::InProcess(Session::new()))
+}
+
+/// Opens an empty isolated session and returns its handle (never 0): one
+/// whose engine runs in a worker process, so that nothing the sandboxed
+/// code does (a native stack overflow, an allocation that fails, a
+/// long-running operation) can take the host down. It takes the same
+/// requests and gives the same responses as a session from
+/// [`monty_wire_session_open`], and adds four outcomes: `workerUnavailable`
+/// (no worker could start; the next request tries again), and
+/// `workerCrashed`, `deadlineExceeded` and `cancelled` (the worker ended
+/// during the request; the session is empty again, and its next request runs
+/// in a fresh worker).
+///
+/// `worker_path` is the `monty-wire` executable built with this library (its
+/// `worker` subcommand serves the session), as a NUL-terminated path (UTF-8
+/// on Windows); null means the path in the environment variable
+/// `MONTY_WIRE_WORKER`. The library runs `<worker_path> worker` with the
+/// host's environment and working directory.
+///
+/// The worker holds the session's heap to its limits' `maxMemory` (2 GiB
+/// without one), and the library kills it when a request that runs Python
+/// outlives the session's time limits plus one second. Workers are kept
+/// ready per path (two idle), so opening does not wait for a process once
+/// the first has started; a session closed while its worker is healthy
+/// hands it back for reuse.
+///
+/// Where no process can be started (iOS, the WebAssembly module) this still
+/// returns a handle, and every request is answered `workerUnavailable`.
+///
+/// # Safety
+/// `worker_path` must be null or point to a NUL-terminated string that stays
+/// unchanged during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn monty_wire_session_open_isolated(worker_path: *const c_char) -> MontyWireSession {
+    let binary = if worker_path.is_null() {
+        None
+    } else {
+        // SAFETY: the caller guarantees a NUL-terminated string, unchanged
+        // for the duration of this call.
+        Some(unsafe { CStr::from_ptr(worker_path) })
+    };
+    panic::catch_unwind(|| {
+        let binary = binary.map(worker_path_of);
+        let session = match binary {
+            Some(Err(why)) => IsolatedSession::unavailable(why),
+            Some(Ok(path)) => IsolatedSession::open(Some(path)),
+            None => IsolatedSession::open(None),
+        };
+        open_session(Engine::Isolated(session))
+    })
+    // The handle promised is still an isolated session's: never an
+    // in-process one the host did not ask for.
+    .unwrap_or_else(|_| {
+        open_session(Engine::Isolated(IsolatedSession::unavailable(
+            "opening the isolated session failed (a caught panic)".to_owned(),
+        )))
+    })
+}
+
+#[cfg(unix)]
+fn worker_path_of(path: &CStr) -> Result<PathBuf, String> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes())))
+}
+
+#[cfg(not(unix))]
+fn worker_path_of(path: &CStr) -> Result<PathBuf, String> {
+    path.to_str()
+        .map(PathBuf::from)
+        .map_err(|_| "the worker path is not UTF-8".to_owned())
+}
+
+/// Stops the request running in an isolated session, at once, from any
+/// thread: its worker is killed, and the `monty_wire_dispatch` waiting on it
+/// returns a `cancelled` response (the session is empty again). A session
+/// with no request running is left alone. Returns [`MONTY_WIRE_OK`],
+/// [`MONTY_WIRE_UNKNOWN_SESSION`], or [`MONTY_WIRE_NOT_ISOLATED`] for an
+/// in-process session, whose requests run on the host's own thread and
+/// cannot be stopped from outside (its time limits stop Python code).
+#[unsafe(no_mangle)]
+pub extern "C" fn monty_wire_cancel(session: MontyWireSession) -> i32 {
+    panic::catch_unwind(|| cancel_session(session)).unwrap_or(MONTY_WIRE_INTERNAL_ERROR)
 }
 
 /// Closes a session and frees everything it holds (on the session's own
-/// stack, like a request). A thread still inside the session finishes its
-/// request first. Returns [`MONTY_WIRE_OK`], or
+/// stack, like a request). A thread still inside an in-process session
+/// finishes its request first; in an isolated session that request is
+/// cancelled (it returns `cancelled`), so closing never waits on a worker.
+/// Returns [`MONTY_WIRE_OK`], or
 /// [`MONTY_WIRE_UNKNOWN_SESSION`] for a handle that is not open (closing
 /// twice is harmless).
 #[unsafe(no_mangle)]

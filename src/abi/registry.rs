@@ -21,6 +21,7 @@ use crate::{
     WireMessage,
     protocol::{ErrorCode, ProtocolError},
     session::{PrintSink, Session},
+    worker::{IsolatedSession, Running},
 };
 
 /// A session handle. 0 is never a valid handle.
@@ -36,7 +37,8 @@ pub struct MontyWireBuffer {
     pub len: usize,
 }
 
-/// `monty_wire_session_close` and `monty_wire_set_print_callback` succeeded.
+/// `monty_wire_session_close`, `monty_wire_set_print_callback` or
+/// `monty_wire_cancel` succeeded.
 pub const MONTY_WIRE_OK: i32 = 0;
 /// The handle is 0, closed, or was never returned by `monty_wire_session_open`.
 pub const MONTY_WIRE_UNKNOWN_SESSION: i32 = -1;
@@ -44,6 +46,10 @@ pub const MONTY_WIRE_UNKNOWN_SESSION: i32 = -1;
 pub const MONTY_WIRE_SESSION_BUSY: i32 = -2;
 /// The library failed (a caught panic).
 pub const MONTY_WIRE_INTERNAL_ERROR: i32 = -3;
+/// `monty_wire_cancel` on an in-process session: a request running in the
+/// host's own process cannot be stopped (use the session's time limits, or
+/// an isolated session).
+pub const MONTY_WIRE_NOT_ISOLATED: i32 = -4;
 
 /// The header a host reads, followed by the buffer it describes. `repr(C)`
 /// with the header first, so a pointer to this is a pointer to the header.
@@ -53,7 +59,38 @@ struct OwnedBuffer {
     words: Vec<Word>,
 }
 
-type SharedSession = Arc<Mutex<Session>>;
+/// A session of either kind, behind its handle.
+pub(crate) enum Engine {
+    /// The engine runs in the host's process.
+    InProcess(Session),
+    /// The engine runs in a worker process.
+    Isolated(IsolatedSession),
+}
+
+impl Engine {
+    pub(crate) fn handle_bytes(&mut self, request: &[u8]) -> WireMessage {
+        match self {
+            Self::InProcess(session) => session.handle_bytes(request),
+            Self::Isolated(session) => session.handle_bytes(request),
+        }
+    }
+
+    fn set_print_sink(&mut self, sink: Option<PrintSink>) {
+        match self {
+            Self::InProcess(session) => session.set_print_sink(sink),
+            Self::Isolated(session) => session.set_print_sink(sink),
+        }
+    }
+}
+
+/// An open session: its engine, used by one thread at a time, and for an
+/// isolated one what another thread's `cancel` reaches without waiting.
+struct Entry {
+    engine: Mutex<Engine>,
+    running: Option<Arc<Running>>,
+}
+
+type SharedSession = Arc<Entry>;
 
 static SESSIONS: LazyLock<Mutex<HashMap<MontyWireSession, SharedSession>>> = LazyLock::new(Default::default);
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -67,32 +104,64 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Registers a new empty session and returns its handle.
-pub(crate) fn open_session() -> MontyWireSession {
+pub(crate) fn open_session(engine: Engine) -> MontyWireSession {
+    let running = match &engine {
+        Engine::InProcess(_) => None,
+        Engine::Isolated(session) => Some(session.running()),
+    };
     let handle = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
-    lock(&SESSIONS).insert(handle, Arc::new(Mutex::new(Session::new())));
+    let entry = Entry {
+        engine: Mutex::new(engine),
+        running,
+    };
+    lock(&SESSIONS).insert(handle, Arc::new(entry));
     handle
 }
 
 /// Forgets a session, dropping it once no thread is inside it; the status
-/// says whether the handle was open.
+/// says whether the handle was open. A request in flight in an isolated
+/// session is cancelled: closing never waits for a worker.
 pub(crate) fn close_session(handle: MontyWireSession) -> i32 {
     // Taken out first, so the registry is not locked while it drops.
     let removed = lock(&SESSIONS).remove(&handle);
     match removed {
-        Some(_) => MONTY_WIRE_OK,
+        Some(entry) => {
+            if let Some(running) = &entry.running {
+                running.cancel();
+            }
+            MONTY_WIRE_OK
+        }
         None => MONTY_WIRE_UNKNOWN_SESSION,
     }
 }
 
-/// Runs `f` on the session, or says why it cannot.
-pub(crate) fn with_session<T>(handle: MontyWireSession, f: impl FnOnce(&mut Session) -> T) -> Result<T, ProtocolError> {
-    let session = lock(&SESSIONS).get(&handle).cloned().ok_or_else(|| {
+fn entry(handle: MontyWireSession) -> Result<SharedSession, ProtocolError> {
+    lock(&SESSIONS).get(&handle).cloned().ok_or_else(|| {
         ProtocolError::new(
             ErrorCode::UnknownSession,
             format!("session handle {handle} is not open (null, closed, or never opened)"),
         )
-    })?;
-    let mut guard = match session.try_lock() {
+    })
+}
+
+/// Stops the request in flight in an isolated session, from any thread.
+pub(crate) fn cancel_session(handle: MontyWireSession) -> i32 {
+    match entry(handle) {
+        Ok(entry) => match &entry.running {
+            Some(running) => {
+                running.cancel();
+                MONTY_WIRE_OK
+            }
+            None => MONTY_WIRE_NOT_ISOLATED,
+        },
+        Err(_) => MONTY_WIRE_UNKNOWN_SESSION,
+    }
+}
+
+/// Runs `f` on the session, or says why it cannot.
+pub(crate) fn with_session<T>(handle: MontyWireSession, f: impl FnOnce(&mut Engine) -> T) -> Result<T, ProtocolError> {
+    let session = entry(handle)?;
+    let mut guard = match session.engine.try_lock() {
         Ok(guard) => guard,
         Err(TryLockError::WouldBlock) => {
             return Err(ProtocolError::new(

@@ -21,11 +21,11 @@ use monty_wire::{
     codec::{decode_response, encode_request, read_message},
     ffi::{
         MontyWireSession, monty_wire_buffer_free, monty_wire_dispatch, monty_wire_session_close,
-        monty_wire_session_open, monty_wire_set_print_callback,
+        monty_wire_session_open, monty_wire_session_open_isolated, monty_wire_set_print_callback,
     },
     protocol::{
-        CallResult, Environment, Feed, HostAccess, Mount, MountMode, NameLookupResult, OpenRepl, OpenRun, Outcome,
-        Request, Response, TypeCheck, TypeCheckOptions,
+        CallResult, Environment, ErrorCode, Feed, HostAccess, Mount, MountMode, NameLookupResult, OpenRepl, OpenRun,
+        Outcome, Request, Response, TypeCheck, TypeCheckOptions,
     },
     schema::monty_wire_capnp as wire,
 };
@@ -52,6 +52,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "full")]
         format: CheckFormat,
     },
+    /// Serve one isolated session over standard input: the worker process a
+    /// library starts for `monty_wire_session_open_isolated` (and `run`
+    /// here). Not for people.
+    #[command(hide = true)]
+    Worker,
     /// Print a protocol message file as Cap'n Proto text.
     Decode {
         /// The message file.
@@ -84,7 +89,23 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     trace: Option<PathBuf>,
     #[command(flatten)]
+    isolation: RunIsolation,
+    #[command(flatten)]
     access: AccessArgs,
+}
+
+/// Where a script runs. A script from a file is untrusted code, so by
+/// default it runs in a worker process of its own.
+#[derive(clap::Args)]
+struct RunIsolation {
+    /// Run the script in a worker process (the default): nothing it does can
+    /// crash this command, `--memory-limit` bounds its whole heap, and
+    /// `--time-limit` is enforced even on one long operation.
+    #[arg(long, overrides_with = "in_process")]
+    isolated: bool,
+    /// Run the script in this process instead.
+    #[arg(long, overrides_with = "isolated")]
+    in_process: bool,
 }
 
 /// What the sandbox may reach of this machine.
@@ -142,6 +163,10 @@ struct ReplArgs {
     /// Type-check each snippet before running it.
     #[arg(long)]
     type_check: bool,
+    /// Run the snippets in a worker process: nothing they do can crash this
+    /// command (a crash ends the session, and the prompt starts a new one).
+    #[arg(long)]
+    isolated: bool,
     #[command(flatten)]
     access: AccessArgs,
 }
@@ -204,6 +229,12 @@ fn main() -> ExitCode {
     }
     let work: Box<dyn FnOnce() -> ExitCode + Send> = match cli.command {
         Command::Decode { file, root } => return decode(&file, root),
+        Command::Worker => {
+            return match monty_wire::worker::serve(monty_alloc::set_hard_limit) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(format_args!("worker: {err}")),
+            };
+        }
         Command::Check { file, format } => Box::new(move || check(&file, format.into())),
         Command::Run(args) => Box::new(move || run(&args)),
         Command::Repl(args) => Box::new(move || repl(&args)),
@@ -280,11 +311,22 @@ struct FfiSession {
 }
 
 impl FfiSession {
-    fn open(trace: Option<PathBuf>) -> Self {
-        Self {
-            handle: monty_wire_session_open(),
+    /// A session in this process, or in a worker process (this executable's
+    /// `worker` subcommand).
+    fn open(trace: Option<PathBuf>, isolated: bool) -> Result<Self, String> {
+        let handle = if isolated {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable for a worker: {e}"))?;
+            let exe = std::ffi::CString::new(exe.into_os_string().into_encoded_bytes())
+                .map_err(|_| "this executable's path holds a NUL byte".to_owned())?;
+            // SAFETY: `exe` is a NUL-terminated string that outlives the call.
+            unsafe { monty_wire_session_open_isolated(exe.as_ptr()) }
+        } else {
+            monty_wire_session_open()
+        };
+        Ok(Self {
+            handle,
             trace: trace.map(|dir| (dir, 0)),
-        }
+        })
     }
 
     fn save(&mut self, kind: &str, bytes: &[u8]) -> Result<(), String> {
@@ -395,7 +437,10 @@ fn run(args: &RunArgs) -> ExitCode {
         Err(err) => return fail(err),
     }
 
-    let mut session = FfiSession::open(args.trace.clone());
+    let mut session = match FfiSession::open(args.trace.clone(), !args.isolation.in_process) {
+        Ok(session) => session,
+        Err(err) => return fail(err),
+    };
     session.print_live();
     let mut open = OpenRun::new(code);
     open.script_name = args.script.display().to_string();
@@ -441,7 +486,10 @@ fn repl(args: &ReplArgs) -> ExitCode {
         },
         Err(err) => return fail(err),
     };
-    let mut session = FfiSession::open(None);
+    let mut session = match FfiSession::open(None, args.isolated) {
+        Ok(session) => session,
+        Err(err) => return fail(err),
+    };
     session.print_live();
     let open = OpenRepl {
         script_name: "<stdin>".into(),
@@ -450,7 +498,7 @@ fn repl(args: &ReplArgs) -> ExitCode {
         access: args.access.access(),
         ..OpenRepl::default()
     };
-    match session.drive(Request::OpenRepl(Box::new(open))) {
+    match session.drive(Request::OpenRepl(Box::new(open.clone()))) {
         Ok(Outcome::Ok) => {}
         Ok(outcome) => return report(outcome),
         Err(err) => return fail(err),
@@ -499,6 +547,20 @@ fn repl(args: &ReplArgs) -> ExitCode {
             // An error is the snippet's; the session and its globals live on.
             Ok(Outcome::PythonError(exc)) => eprintln!("{exc}"),
             Ok(Outcome::TypeCheckReport(report)) => eprint!("{}", report.rendered),
+            // The worker of an isolated session ended: its globals are gone,
+            // and a fresh session takes the next snippet.
+            Ok(Outcome::ProtocolError(error))
+                if matches!(
+                    error.code,
+                    ErrorCode::WorkerCrashed | ErrorCode::DeadlineExceeded | ErrorCode::Cancelled
+                ) =>
+            {
+                eprintln!("monty-wire: {}", error.message);
+                if let Err(err) = session.drive(Request::OpenRepl(Box::new(open.clone()))) {
+                    return fail(err);
+                }
+                eprintln!("monty-wire: a new session has started");
+            }
             Ok(other) => eprintln!("monty-wire: unexpected response {other:?}"),
             Err(err) => eprintln!("monty-wire: {err}"),
         }
@@ -510,7 +572,11 @@ fn check(file: &PathBuf, format: TypeCheckingFormat) -> ExitCode {
         Ok(code) => code,
         Err(err) => return fail(format_args!("cannot read {}: {err}", file.display())),
     };
-    let mut session = FfiSession::open(None);
+    // Checking runs no sandboxed code: in process.
+    let mut session = match FfiSession::open(None, false) {
+        Ok(session) => session,
+        Err(err) => return fail(err),
+    };
     let request = TypeCheck {
         code,
         prefix_code: String::new(),

@@ -213,6 +213,14 @@ impl WireMessage {
         Self { words }
     }
 
+    /// A message another engine built, as framed words (a worker's
+    /// response).
+    #[must_use]
+    #[cfg(worker_processes)]
+    pub(crate) fn from_words(words: Vec<Word>) -> Self {
+        Self { words }
+    }
+
     /// The framed bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {

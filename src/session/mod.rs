@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use monty_types::{ExcType, MontyException, PrintWriter};
+use monty_types::{ExcType, MontyException, PrintWriter, ResourceLimits};
 use mounts::LocalOs;
 pub use output::PrintSink;
 use output::TurnOutput;
@@ -43,6 +43,23 @@ use crate::{
 /// can prove that no panic escapes (only with the `test-hooks` feature).
 #[cfg(feature = "test-hooks")]
 pub const PANIC_SCRIPT_NAME: &str = "<monty-wire: induce a panic>";
+
+/// Opening a run with this script name recurses natively until the
+/// session's stack overflows, which ends the process at its guard page:
+/// tests use it to prove that this ends only an isolated session's worker
+/// (only with the `test-hooks` feature).
+#[cfg(feature = "test-hooks")]
+pub const STACK_OVERFLOW_SCRIPT_NAME: &str = "<monty-wire: overflow the native stack>";
+
+/// Recurses with a frame of 512 bytes a level until the stack runs out.
+#[cfg(feature = "test-hooks")]
+fn overflow_the_stack(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    if depth == u64::MAX {
+        return frame[0];
+    }
+    overflow_the_stack(depth + 1).wrapping_add(frame[63])
+}
 
 /// One embedded interpreter session.
 ///
@@ -157,6 +174,25 @@ impl Session {
     /// response; `None` stops that.
     pub fn set_print_sink(&mut self, sink: Option<PrintSink>) {
         self.print_sink = sink;
+    }
+
+    /// The host's limits for the run or REPL this session holds; `None`
+    /// while it is empty. A worker process sizes its memory ceiling and its
+    /// parent's deadline from them.
+    #[must_use]
+    pub fn limits(&self) -> Option<&ResourceLimits> {
+        match &self.state {
+            State::Empty => None,
+            State::Run(run) => Some(run.limits()),
+            State::Repl(repl) => Some(repl.limits()),
+        }
+    }
+
+    /// Whether the session is a REPL that type-checks each snippet before
+    /// running it.
+    #[cfg(not(target_family = "wasm"))]
+    pub(crate) fn type_checks_snippets(&self) -> bool {
+        matches!(&self.state, State::Repl(repl) if repl.type_checks())
     }
 
     /// Handles one request message and returns the response message.
@@ -455,6 +491,10 @@ fn dispatch(
                 #[cfg(feature = "test-hooks")]
                 if open.script_name == PANIC_SCRIPT_NAME {
                     panic!("induced by the test hook");
+                }
+                #[cfg(feature = "test-hooks")]
+                if open.script_name == STACK_OVERFLOW_SCRIPT_NAME {
+                    std::hint::black_box(overflow_the_stack(0));
                 }
                 let local = LocalOs::open(&open.access)?;
                 match RunSession::open(*open, turn)? {

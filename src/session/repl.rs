@@ -44,6 +44,20 @@ pub(crate) struct ReplSession {
 }
 
 impl ReplSession {
+    /// Whether each snippet is type-checked before it runs.
+    #[cfg(not(target_family = "wasm"))]
+    pub(crate) fn type_checks(&self) -> bool {
+        #[cfg(feature = "type-check")]
+        return self.type_check.is_some();
+        #[cfg(not(feature = "type-check"))]
+        false
+    }
+
+    /// The host's limits for the REPL's feeds and calls.
+    pub(crate) fn limits(&self) -> &ResourceLimits {
+        &self.limits
+    }
+
     pub(crate) fn open(open: OpenRepl) -> Result<Self, ProtocolError> {
         let cwd = validate_cwd(&open.cwd).map_err(|e| ProtocolError::new(ErrorCode::InvalidArgument, e))?;
         #[cfg(not(feature = "type-check"))]

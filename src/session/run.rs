@@ -36,6 +36,11 @@ pub(crate) struct RunSession {
 }
 
 impl RunSession {
+    /// The host's limits for the run's requests.
+    pub(crate) fn limits(&self) -> &ResourceLimits {
+        &self.limits
+    }
+
     /// Compiles `open.code`. A syntax error is the host's Python error, not a
     /// protocol error: it comes back as `pythonError`.
     pub(crate) fn open(open: OpenRun, turn: &mut Turn<'_>) -> Result<Result<Self, MontyException>, ProtocolError> {

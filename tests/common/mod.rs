@@ -9,7 +9,7 @@ use monty_wire::{
     codec::{decode_response, encode_request},
     ffi::{
         MontyWireSession, monty_wire_buffer_free, monty_wire_dispatch, monty_wire_session_close,
-        monty_wire_session_open,
+        monty_wire_session_open, monty_wire_session_open_isolated,
     },
     protocol::{
         CallResult, ErrorCode, FunctionCallEvent, OpenRun, OsCallEvent, Outcome, ProtocolError, Request, Response,
@@ -41,10 +41,46 @@ pub struct Host {
     pub handle: MontyWireSession,
 }
 
+/// Whether this run drives isolated sessions: with
+/// `MONTY_WIRE_TEST_ISOLATED=1` every test written against [`Host`] runs
+/// the same requests against sessions whose engine is in a worker process.
+pub fn isolated() -> bool {
+    std::env::var_os("MONTY_WIRE_TEST_ISOLATED").is_some_and(|v| v == "1")
+}
+
+/// The worker binary of isolated sessions: this crate's `monty-wire`.
+pub fn worker_binary() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_monty-wire") {
+        Some(path) => path,
+        None => panic!("isolated sessions need the monty-wire binary (the cli feature)"),
+    }
+}
+
+/// Opens an isolated session served by this crate's worker binary.
+pub fn open_isolated() -> MontyWireSession {
+    let path = std::ffi::CString::new(worker_binary()).expect("no NUL in a path cargo gives");
+    // SAFETY: a NUL-terminated string that outlives the call.
+    unsafe { monty_wire_session_open_isolated(path.as_ptr()) }
+}
+
+/// Opens a session of the kind this run tests (see [`isolated`]).
+pub fn open_session() -> MontyWireSession {
+    if isolated() {
+        open_isolated()
+    } else {
+        monty_wire_session_open()
+    }
+}
+
 impl Host {
     pub fn new() -> Self {
+        Self { handle: open_session() }
+    }
+
+    /// A session in a worker process, whatever the run tests.
+    pub fn isolated() -> Self {
         Self {
-            handle: monty_wire_session_open(),
+            handle: open_isolated(),
         }
     }
 
