@@ -56,6 +56,15 @@ cargo clippy --locked --target wasm32-wasip1 --lib --no-default-features --featu
 step "Rust tests"
 cargo test --locked
 
+# The suites written against the C entry points (tests/common's Host) again,
+# with every session isolated in a worker process: the same requests must
+# give the same responses (tests/isolation.rs, in the run above, covers what
+# only isolation guarantees).
+step "Rust tests of the C ABI, every session isolated"
+MONTY_WIRE_TEST_ISOLATED=1 cargo test --locked --test ffi_run --test ffi_repl --test error_codes \
+  --test ffi_safety --test invalid_values --test mounts --test os_paths --test memory_limit \
+  --test skip_type_check
+
 # The stack tests again in an optimised build, whose frames differ from a
 # debug build's; without the default features, so no optimised type checker
 # is built for them.

@@ -98,9 +98,12 @@ pub struct Host {
 impl Host {
     /// A session with `open` compiled in it.
     pub fn open(open: OpenRun) -> Self {
-        let host = Self {
-            handle: monty_wire_session_open(),
-        };
+        Self::open_in(monty_wire_session_open(), open)
+    }
+
+    /// `open` compiled in `handle`'s session.
+    pub fn open_in(handle: MontyWireSession, open: OpenRun) -> Self {
+        let host = Self { handle };
         let response = send(host.handle, &Request::OpenRun(Box::new(open)));
         assert!(matches!(response.outcome, Outcome::Ok), "open: {:?}", response.outcome);
         host
