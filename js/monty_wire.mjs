@@ -52,6 +52,22 @@ let wireDispatch, wireSetPrint, wireClose, wireCheckAlive, sessionOrphan;
 // reads as signed: `u32(x)` is the unsigned value, right past 2 GiB too.
 const u32 = (x) => x >>> 0;
 
+/**
+ * Views on a memory's buffer, made once and made again only when the buffer
+ * changes: growing a WebAssembly memory detaches the old buffer, whose views
+ * then have length 0. `views()` returns `{ u8, dv }` on the current buffer.
+ */
+function memoryViews(memory) {
+  let current = null;
+  return () => {
+    if (current === null || current.u8.length === 0) {
+      const buffer = memory().buffer;
+      current = { u8: new Uint8Array(buffer), dv: new DataView(buffer) };
+    }
+    return current;
+  };
+}
+
 const isNode = typeof process !== "undefined" && process.versions != null && process.versions.node != null;
 
 /** The instance trapped (or exited) and is dead; load a new one. */
@@ -168,14 +184,20 @@ export class MontyWire {
   #registry = new FinalizationRegistry((handle) => this.#forget(handle));
   /** True while a call into the module runs (it must not be re-entered from onPrint). */
   #inside = false;
+  /** `() => { u8, dv }`: views on linear memory, shared with the WASI functions. */
+  #views;
+  /** The buffer in linear memory requests are copied into, reused while they fit (0: none yet). */
+  #requestPtr = 0;
+  #requestCapacity = 0;
 
   /** Use `MontyWire.load()`. */
-  constructor(token, instance) {
+  constructor(token, instance, views) {
     if (token !== constructToken) {
       throw new TypeError("use MontyWire.load() to create a MontyWire");
     }
     this.#exports = instance.exports;
     this.#memory = instance.exports.memory;
+    this.#views = views;
   }
 
   /**
@@ -193,12 +215,13 @@ export class MontyWire {
       );
     }
     let wire = null;
+    const views = memoryViews(() => wire.#memory);
     const imports = wasiImports(module, {
-      memory: () => wire.#memory,
+      views,
       write: (fd, bytes) => wire.#write(fd, bytes),
     });
     const instance = await WebAssembly.instantiate(module, imports);
-    wire = new MontyWire(constructToken, instance);
+    wire = new MontyWire(constructToken, instance, views);
     // A WASI reactor: `_initialize` runs once, before any other export.
     wire.#call(() => instance.exports._initialize());
     return wire;
@@ -287,36 +310,69 @@ export class MontyWire {
         throw new TypeError("dispatch: the request must be a Uint8Array (or another ArrayBuffer view)");
       }
     }
-    if (request.buffer === this.#memory.buffer) {
+    if (request.buffer === this.#views().u8.buffer) {
       // A view on linear memory (an earlier response, say) would be freed or
       // overwritten below: copy it out first.
       request = request.slice();
     }
-    this.releaseResponse();
     const len = request.byteLength;
-    const exports = this.#exports;
-    const ptr = u32(this.#call(() => exports.monty_wire_alloc(len)));
-    if (ptr === 0) {
-      throw new MontyWireError(`out of memory: cannot place a ${len}-byte request in linear memory`);
-    }
-    // Re-read `memory.buffer` after every call: growing memory replaces it.
-    new Uint8Array(this.#memory.buffer, ptr, len).set(request);
-    this.#current = session;
-    let buffer;
+    const exports = this.#enter();
+    let buffer = -1;
     try {
-      buffer = u32(this.#call(() => exports.monty_wire_dispatch(handle, ptr, len)));
+      // The turn loop's path: free the last response, copy the request into
+      // the reused request buffer, dispatch. One entry into the glue's
+      // guard, no closures, views made again only when memory grew.
+      if (this.#response !== 0) {
+        const last = this.#response;
+        this.#response = 0;
+        exports.monty_wire_buffer_free(last);
+      }
+      if (len <= this.#requestCapacity || this.#growRequestBuffer(exports, len)) {
+        const ptr = this.#requestPtr;
+        this.#views().u8.set(request, ptr);
+        this.#current = session;
+        buffer = u32(exports.monty_wire_dispatch(handle, ptr, len));
+      }
+    } catch (error) {
+      throw this.#trapped(error);
     } finally {
       this.#current = null;
+      this.#leave();
     }
-    this.#call(() => exports.monty_wire_dealloc(ptr, len));
+    if (buffer === -1) {
+      throw new MontyWireError(`out of memory: cannot place a ${len}-byte request in linear memory`);
+    }
     this.#response = buffer;
     // struct MontyWireBuffer { const uint8_t *data; size_t len; } on wasm32.
-    const header = new DataView(this.#memory.buffer, buffer, 8);
-    return new Uint8Array(this.#memory.buffer, header.getUint32(0, true), header.getUint32(4, true));
+    const { u8, dv } = this.#views();
+    return new Uint8Array(u8.buffer, dv.getUint32(buffer, true), dv.getUint32(buffer + 4, true));
   }
 
-  /** Calls into the module; any exception out of it kills the instance. */
-  #call(f) {
+  /**
+   * Replaces the request buffer with one of at least `len` bytes (inside
+   * the guard of #enter). False when the module has no memory left for it:
+   * then there is no request buffer.
+   */
+  #growRequestBuffer(exports, len) {
+    if (this.#requestPtr !== 0) {
+      exports.monty_wire_dealloc(this.#requestPtr, this.#requestCapacity);
+      this.#requestPtr = 0;
+      this.#requestCapacity = 0;
+    }
+    // Rounded up to a power of two (at least 1 KiB), so a growing series of
+    // requests reallocates rarely; large requests get their exact size.
+    const capacity = len <= 1 << 20 ? Math.max(1024, 2 ** Math.ceil(Math.log2(len))) : len;
+    const ptr = u32(exports.monty_wire_alloc(capacity));
+    if (ptr === 0) {
+      return false;
+    }
+    this.#requestPtr = ptr;
+    this.#requestCapacity = capacity;
+    return true;
+  }
+
+  /** Enters the module's guard (see #call) and returns its exports. Pair with #leave in a finally. */
+  #enter() {
     if (this.#death !== null) {
       throw new MontyWireTrapped(
         `monty-wire: this instance is dead (it trapped earlier: ${describe(this.#death)}); load a new one with MontyWire.load()`,
@@ -328,33 +384,49 @@ export class MontyWire {
     }
     this.#moduleOutput = "";
     this.#inside = true;
-    let result;
-    try {
-      result = f();
-    } catch (error) {
-      this.#die(error);
-      const stderr = this.#moduleOutput;
-      this.#moduleOutput = "";
-      throw new MontyWireTrapped(
-        `monty-wire: the WebAssembly instance trapped (${describe(error)}) and is dead; load a new one with MontyWire.load()` +
-          (stderr ? `\n${stderr.trimEnd()}` : ""),
-        { cause: error, stderr },
-      );
-    } finally {
-      this.#inside = false;
-    }
-    if (this.#moduleOutput !== "") {
+    return this.#exports;
+  }
+
+  /** Leaves the guard; reports what the module wrote to its own stdio if it carried on. */
+  #leave() {
+    this.#inside = false;
+    if (this.#moduleOutput !== "" && this.#death === null) {
       // The module wrote to its own stdout/stderr and carried on: not
       // Python output (that comes on descriptors 3 and 4), so not onPrint's.
       console.error(`monty-wire: the module wrote: ${this.#moduleOutput.trimEnd()}`);
       this.#moduleOutput = "";
     }
-    return result;
+  }
+
+  /** An exception out of the module: the instance is dead. Returns the MontyWireTrapped to throw. */
+  #trapped(error) {
+    this.#die(error);
+    const stderr = this.#moduleOutput;
+    this.#moduleOutput = "";
+    return new MontyWireTrapped(
+      `monty-wire: the WebAssembly instance trapped (${describe(error)}) and is dead; load a new one with MontyWire.load()` +
+        (stderr ? `\n${stderr.trimEnd()}` : ""),
+      { cause: error, stderr },
+    );
+  }
+
+  /** Calls into the module; any exception out of it kills the instance. */
+  #call(f) {
+    this.#enter();
+    try {
+      return f();
+    } catch (error) {
+      throw this.#trapped(error);
+    } finally {
+      this.#leave();
+    }
   }
 
   #die(error) {
     this.#death = error;
     this.#response = 0;
+    this.#requestPtr = 0;
+    this.#requestCapacity = 0;
     this.#exports = null;
     for (const ref of this.#sessions.values()) {
       const session = ref.deref();
@@ -542,14 +614,89 @@ function wasiImports(module, host) {
     }
     wasi[name] = implemented[name] ?? (() => ENOSYS);
   }
+  if (wasi.clock_time_get === implemented.clock_time_get) {
+    wasi.clock_time_get = dropPrecision(implemented[CLOCK]);
+  }
   return { [WASI]: wasi };
 }
 
+/**
+ * `clock_time_get(id: i32, precision: i64, time: i32) -> i32` through a
+ * tiny WebAssembly function that drops `precision` and calls
+ * `clock(id, time)`. Called from JavaScript directly, the i64 would arrive
+ * as a new BigInt on every call, and the module reads the clock several
+ * times per request.
+ */
+function dropPrecision(clock) {
+  const shim = new WebAssembly.Module(
+    new Uint8Array([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+      // types: 0 (i32 i32) -> i32, 1 (i32 i64 i32) -> i32
+      0x01, 0x0e, 0x02, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f, 0x60, 0x03, 0x7f, 0x7e, 0x7f, 0x01, 0x7f,
+      // import "c" "c", of type 0: the JavaScript function
+      0x02, 0x07, 0x01, 0x01, 0x63, 0x01, 0x63, 0x00, 0x00,
+      // one function of type 1, exported as "c"
+      0x03, 0x02, 0x01, 0x01, 0x07, 0x05, 0x01, 0x01, 0x63, 0x00, 0x01,
+      // its body: call 0 (local 0, local 2)
+      0x0a, 0x0a, 0x01, 0x08, 0x00, 0x20, 0x00, 0x20, 0x02, 0x10, 0x00, 0x0b,
+    ]),
+  );
+  return new WebAssembly.Instance(shim, { c: { c: clock } }).exports.c;
+}
+
+const TWO_32 = 4294967296;
+const CLOCK = Symbol("clock");
+
+/**
+ * Writes a time as a WASI timestamp (u64 nanoseconds) at `at`, without a
+ * BigInt: `secs` whole seconds (below 2^32) and `nanos` more (below 2^31).
+ * secs * 10^9 is secs * 1953125 * 2^9, and secs * 1953125 is exact in a
+ * double, so the two 32-bit halves come out exact.
+ */
+function writeTimestamp(dv, at, secs, nanos) {
+  const x = secs * 1953125;
+  const high = Math.floor(x / 8388608); // x / 2^23: the high word of x * 2^9
+  const low = (x - high * 8388608) * 512 + nanos; // below 2^32 + 2^31
+  const carry = low >= TWO_32 ? 1 : 0;
+  dv.setUint32(at, low - carry * TWO_32, true);
+  dv.setUint32(at + 4, high + carry, true);
+}
+
 function wasiFunctions(host) {
-  const u8 = () => new Uint8Array(host.memory().buffer);
-  const dv = () => new DataView(host.memory().buffer);
-  const timeOrigin = BigInt(Math.round((globalThis.performance?.timeOrigin ?? Date.now()) * 1e6));
-  const nowNanos = () => BigInt(Math.round((globalThis.performance?.now() ?? 0) * 1e6));
+  const views = host?.views;
+  const u8 = () => views().u8;
+  const dv = () => views().dv;
+  const performance = globalThis.performance;
+  const now = performance ? () => performance.now() : () => Date.now();
+  // The realtime clock is the monotonic one from its origin: timeOrigin as
+  // whole seconds and nanoseconds, added to now() split the same way.
+  const origin = performance?.timeOrigin ?? Date.now() - now();
+  const originSecs = Math.floor(origin / 1000);
+  const originNanos = Math.round((origin - originSecs * 1000) * 1e6);
+  /**
+   * `clock_time_get` without its `precision` (see dropPrecision). Clocks: 0
+   * realtime; 1 monotonic; 2 and 3, process and thread CPU time (the
+   * monotonic clock). No BigInt: this runs several times per request.
+   */
+  const clock = (id, resultPtr) => {
+    if (id >>> 0 > 3) {
+      return EINVAL;
+    }
+    const ms = now();
+    const at = u32(resultPtr);
+    if (id !== 0) {
+      // Nanoseconds since the origin stay below 2^53 for 104 days.
+      const nanos = Math.round(ms * 1e6);
+      const high = Math.floor(nanos / TWO_32);
+      const view = dv();
+      view.setUint32(at, nanos - high * TWO_32, true);
+      view.setUint32(at + 4, high, true);
+      return ESUCCESS;
+    }
+    const secs = Math.floor(ms / 1000);
+    writeTimestamp(dv(), at, originSecs + secs, originNanos + Math.round((ms - secs * 1000) * 1e6));
+    return ESUCCESS;
+  };
   /** `environ_sizes_get` / `args_sizes_get` of an empty list: no strings, no bytes. */
   const noStrings = (countPtr, sizePtr) => {
     const view = dv();
@@ -559,22 +706,9 @@ function wasiFunctions(host) {
   };
   const implemented = {
     clock_time_get(id, _precision, resultPtr) {
-      let nanos;
-      switch (id) {
-        case 0: // realtime
-          nanos = timeOrigin + nowNanos();
-          break;
-        case 1: // monotonic
-        case 2: // process cputime
-        case 3: // thread cputime
-          nanos = nowNanos();
-          break;
-        default:
-          return EINVAL;
-      }
-      dv().setBigUint64(u32(resultPtr), nanos, true);
-      return ESUCCESS;
+      return clock(id, resultPtr);
     },
+
     clock_res_get(id, resultPtr) {
       if (id < 0 || id > 3) {
         return EINVAL;
@@ -647,6 +781,8 @@ function wasiFunctions(host) {
       return ESUCCESS;
     },
   };
+  // Not a WASI name (a symbol): the clock for the shim.
+  implemented[CLOCK] = clock;
   return implemented;
 }
 

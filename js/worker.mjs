@@ -3,19 +3,21 @@
 //   new Worker(new URL("./worker.mjs", import.meta.url), { type: "module" })
 //
 // Messages in:  { id, op: "load", source }                   source: WebAssembly.Module | URL string | ArrayBuffer
-//               { id, op: "open", print }                    print: forward live output
-//               { id, op: "dispatch", session, request }     request: ArrayBuffer (transferred)
+//               { id, op: "open", session, print }           session: the id the page gives it; print: forward live output
+//               { id, op: "dispatch", session, request, open? }
+//                                                            request: ArrayBuffer (transferred); open: { print, setup }
+//                                                            opens the session first (empty), then dispatches each
+//                                                            request of `setup` (ArrayBuffers, such as setDumpKey)
 //               { id, op: "close", session }
-// Messages out: { op: "started", id }                        the worker began on request `id`
-//               { id, result } / { id, error: { name, message, stderr } }
+// Messages out: { id, result } / { id, error: { name, message, stderr, exitCode? } }
 //               dispatch: result is an ArrayBuffer, transferred
 //               { op: "print", session, stream, text }       live output, before the dispatch reply
 //
 // Requests are served one at a time, in order, each after the previous one
-// finished (loading is asynchronous: a request that arrives meanwhile waits).
-// "started" lets the page time a request from when it runs, not from when
-// it was queued behind another.
-import { MontyWire } from "./monty_wire.mjs";
+// finished (loading is asynchronous: a request that arrives meanwhile
+// waits). MontyWireWorker posts the next request only once the previous one
+// is answered, so the one running is always the last one posted.
+import { MontyWire, WasiExit } from "./monty_wire.mjs";
 
 // The worker's side of the channel: the Web Worker's global scope, or in
 // Node (a worker_threads thread, see monty_wire_worker.mjs) its parent port,
@@ -25,7 +27,15 @@ const inNode = typeof process !== "undefined" && process.versions?.node && typeo
 
 let wire = null;
 const sessions = new Map();
-let nextSession = 1;
+
+/** Opens session `id` (closing one already open under that id). */
+function open(id, print) {
+  sessions.get(id)?.close();
+  const onPrint = print ? (stream, text) => channel.post({ op: "print", session: id, stream, text }) : null;
+  const session = wire.openSession({ onPrint });
+  sessions.set(id, session);
+  return session;
+}
 
 function handle({ op, ...data }) {
   switch (op) {
@@ -34,13 +44,14 @@ function handle({ op, ...data }) {
         wire = loaded;
         return { protocolVersion: wire.protocolVersion };
       });
-    case "open": {
-      const id = nextSession++;
-      const onPrint = data.print ? (stream, text) => channel.post({ op: "print", session: id, stream, text }) : null;
-      sessions.set(id, wire.openSession({ onPrint }));
-      return id;
-    }
+    case "open":
+      open(data.session, data.print);
+      return data.session;
     case "dispatch": {
+      if (data.open) {
+        const session = open(data.session, data.open.print);
+        for (const setup of data.open.setup) session.dispatchCopy(new Uint8Array(setup));
+      }
       const session = sessions.get(data.session);
       if (!session) {
         throw Object.assign(new Error(`session ${data.session} is not open in this worker`), { name: "MontyWireError" });
@@ -75,7 +86,6 @@ if (inNode) {
 
 async function serve(data) {
   const { id } = data;
-  channel.post({ op: "started", id });
   try {
     const result = await handle(data);
     if (result && result.transfer instanceof ArrayBuffer) {
@@ -86,7 +96,13 @@ async function serve(data) {
   } catch (error) {
     channel.post({
       id,
-      error: { name: error?.name ?? "Error", message: error?.message ?? String(error), stderr: error?.stderr ?? "" },
+      error: {
+        name: error?.name ?? "Error",
+        message: error?.message ?? String(error),
+        stderr: error?.stderr ?? "",
+        // proc_exit from inside the module: its status.
+        exitCode: error?.cause instanceof WasiExit ? error.cause.exitCode : undefined,
+      },
     });
   }
 }

@@ -6,10 +6,12 @@
 # (no CLI, no type checking) in the `wasm` profile of Cargo.toml:
 # opt-level "s", fat LTO in one codegen unit, stripped.
 #
-#   bash scripts/build-wasm.sh [--type-check] [--test-hooks] [--opt] [--out FILE]
+#   bash scripts/build-wasm.sh [--type-check] [--test-hooks] [--speed] [--opt] [--out FILE]
 #     --type-check  include static type checking (about twice the size)
 #     --test-hooks  include the crate's test hooks (an induced panic, for the
 #                   trap tests; never ship this build)
+#     --speed       build in the `wasm-speed` profile (opt-level 3): faster,
+#                   and larger (default out js/dist/monty_wire_speed.wasm)
 #     --opt         shrink the result with `wasm-opt -Oz` (binaryen from npm,
 #                   installed by `npm ci` in js/; adds a few minutes)
 #     --out FILE    where to put the module (default js/dist/monty_wire.wasm)
@@ -21,23 +23,30 @@ cd "$(dirname "$0")/.."
 
 features=(--no-default-features --features wasm-reactor)
 opt=0
-out=js/dist/monty_wire.wasm
+profile=wasm
+out=
 while [ $# -gt 0 ]; do
   case "$1" in
     --type-check) features+=(--features type-check) ;;
     --test-hooks) features+=(--features test-hooks) ;;
+    --speed) profile=wasm-speed ;;
     --opt) opt=1 ;;
     --out) out=$2; shift ;;
-    *) echo "usage: $0 [--type-check] [--test-hooks] [--opt] [--out FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--type-check] [--test-hooks] [--speed] [--opt] [--out FILE]" >&2; exit 2 ;;
   esac
   shift
 done
 
+if [ -z "$out" ]; then
+  out=js/dist/monty_wire.wasm
+  [ "$profile" = wasm-speed ] && out=js/dist/monty_wire_speed.wasm
+fi
+
 bash scripts/setup.sh >/dev/null
 
 started=$(date +%s)
-cargo build --locked --profile wasm --target wasm32-wasip1 --lib "${features[@]}"
-built="${CARGO_TARGET_DIR:-target}/wasm32-wasip1/wasm/monty_wire.wasm"
+cargo build --locked --profile "$profile" --target wasm32-wasip1 --lib "${features[@]}"
+built="${CARGO_TARGET_DIR:-target}/wasm32-wasip1/$profile/monty_wire.wasm"
 mkdir -p "$(dirname "$out")"
 cp "$built" "$out"
 echo "build-wasm: cargo build took $(( $(date +%s) - started ))s; $out is $(stat -c %s "$out") bytes"

@@ -4,15 +4,24 @@
 /** A message this codec cannot read: malformed, truncated, or a form the library never writes. */
 export declare class CodecError extends Error {}
 
-/** A framed, single-segment message, read in place. */
+/**
+ * A framed, single-segment message, read in place. `u8`, `view` and `i32`
+ * cover the whole buffer the message is in; `start`, `end` and the cursors'
+ * offsets are byte offsets in that buffer.
+ */
 export declare class Reader {
   constructor(bytes: Uint8Array | ArrayBuffer);
   readonly u8: Uint8Array;
   readonly view: DataView;
-  /** The message as int32 words when it is 4-byte aligned on a little-endian platform, else null. */
+  /** The buffer as int32 words when the message is 4-byte aligned on a little-endian platform, else null. */
   readonly i32: Int32Array | null;
   readonly start: number;
   readonly end: number;
+  /**
+   * Reads another message, checking its frame; the views are made again only
+   * when it is on another buffer (a WebAssembly memory that grew).
+   */
+  reset(bytes: Uint8Array | ArrayBuffer): this;
   /** The root struct, into `out` (a new cursor if none is given). */
   root(out?: StructReader): StructReader;
 }

@@ -86,26 +86,23 @@ export class ListReader {
 
 const EMPTY = new Uint8Array(0);
 
-/** A framed, single-segment message to read. The bytes are read in place, never copied. */
+/**
+ * A framed, single-segment message to read. The bytes are read in place,
+ * never copied. `u8`, `view` and `i32` cover the whole buffer the message is
+ * in, and every offset (`start`, `end`, the cursors') is a byte offset in
+ * that buffer, so `reset` can read the next message of the same buffer (a
+ * host's turn loop on linear memory) without making new views.
+ */
 export class Reader {
   /** @param {Uint8Array | ArrayBuffer} bytes */
   constructor(bytes) {
-    const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-    if (u8.byteLength < 8) throw new CodecError("truncated message: no segment table");
-    const view = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
-    const segments = view.getUint32(0, true) + 1;
-    if (segments !== 1) {
-      throw new CodecError(`the message has ${segments} segments; monty-wire writes and reads single-segment messages`);
-    }
-    const words = view.getUint32(4, true);
-    const end = 8 + words * 8;
-    if (end > u8.byteLength) throw new CodecError(`truncated message: the segment needs ${end} bytes, there are ${u8.byteLength}`);
-    if (end < u8.byteLength) throw new CodecError(`${u8.byteLength - end} trailing bytes after the message`);
-    if (words === 0) throw new CodecError("truncated message: the segment has no root pointer");
-    this.u8 = u8;
-    this.view = view;
-    this.start = 8;
-    this.end = end;
+    this.u8 = null;
+    this.view = null;
+    this.i32 = null;
+    /** The whole buffer as int32 words (little-endian platforms), or null. */
+    this.words = null;
+    this.start = 0;
+    this.end = 0;
     /** Scratch: the byte length of the last Text or Data followed. */
     this.len = 0;
     /**
@@ -113,13 +110,48 @@ export class Reader {
      * many times could otherwise make a reader walk far more elements than
      * the message holds (Cap'n Proto's traversal limit, in elements).
      */
+    this.budget = 0;
+    this.reset(bytes);
+  }
+
+  /**
+   * Reads another message instead, checking its frame as the constructor
+   * does. Views are made again only when `bytes` is on another buffer (or
+   * the buffer changed size): a WebAssembly memory that grew.
+   */
+  reset(bytes) {
+    const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+    const buffer = u8.buffer;
+    if (this.u8 === null || this.u8.buffer !== buffer || this.u8.length !== buffer.byteLength) {
+      this.u8 = new Uint8Array(buffer);
+      this.view = new DataView(buffer);
+      this.words = LITTLE_ENDIAN ? new Int32Array(buffer, 0, buffer.byteLength >> 2) : null;
+    }
+    const at = u8.byteOffset;
+    const n = u8.byteLength;
+    if (n < 8) throw new CodecError("truncated message: no segment table");
+    const view = this.view;
+    const segments = view.getUint32(at, true) + 1;
+    if (segments !== 1) {
+      throw new CodecError(`the message has ${segments} segments; monty-wire writes and reads single-segment messages`);
+    }
+    const words = view.getUint32(at + 4, true);
+    const size = 8 + words * 8;
+    if (size > n) throw new CodecError(`truncated message: the segment needs ${size} bytes, there are ${n}`);
+    if (size < n) throw new CodecError(`${n - size} trailing bytes after the message`);
+    if (words === 0) throw new CodecError("truncated message: the segment has no root pointer");
+    this.start = at + 8;
+    this.end = at + size;
+    this.len = 0;
     this.budget = 8 * words;
     /**
-     * The message as int32 words, when it is 4-byte aligned and the platform
-     * little-endian (typed arrays use the platform's byte order): the fastest
-     * reads V8 has, for readers that index fields directly. Else null.
+     * The buffer as int32 words, when the message is 4-byte aligned and the
+     * platform little-endian (typed arrays use the platform's byte order):
+     * the fastest reads V8 has, for readers that index fields directly
+     * (word `offset >> 2`). Else null.
      */
-    this.i32 = (u8.byteOffset & 3) === 0 && LITTLE_ENDIAN ? new Int32Array(u8.buffer, u8.byteOffset, u8.byteLength >> 2) : null;
+    this.i32 = (at & 3) === 0 ? this.words : null;
+    return this;
   }
 
   /** The root struct, into `out`. */

@@ -2,14 +2,15 @@
 // timeout can kill. Serve the repository (node js/test/server.mjs) and open
 // /js/examples/browser.html.
 import * as capnp from "capnp-es";
-import { Request, Response, Response_Which } from "../gen/monty_wire.js";
-import { MontyWireTimeout, MontyWireWorker } from "../monty_wire_worker.mjs";
+import { ErrorCode, Request, Response, Response_Which } from "../gen/monty_wire.js";
+import { MontyWireWorker } from "../monty_wire_worker.mjs";
 
 const output = document.getElementById("output");
 const show = (text) => output.append(text);
 
 // Compiles js/dist/monty_wire.wasm once and starts a worker; a request that
-// runs longer than 5 s kills it (and a fresh worker takes its place).
+// runs longer than 5 s kills it (a fresh worker takes its place) and is
+// answered with a protocolError, deadlineExceeded.
 const host = await MontyWireWorker.create({ timeout: 5000 });
 const session = await host.openSession({ onPrint: (stream, text) => show(text) });
 
@@ -48,16 +49,14 @@ show(`complete: ${value.nodes.get(value.root).strValue}\n`);
 // new program; this request may take 1 s at most.
 const runaway = await host.openSession();
 await runaway.dispatch(openRun("while True:\n    pass"));
-try {
-  await runaway.dispatch(run(), { timeout: 1000 });
-} catch (error) {
-  if (!(error instanceof MontyWireTimeout)) throw error;
-  show(`stopped: ${error.message}\n`);
+const stopped = new capnp.Message(await runaway.dispatch(run(), { timeout: 1000 }), false).getRoot(Response);
+if (stopped.which() !== Response_Which.PROTOCOL_ERROR || stopped.protocolError.code !== ErrorCode.DEADLINE_EXCEEDED) {
+  throw new Error(`unexpected response ${stopped.which()}`);
 }
-// The worker was replaced; sessions of the old one are gone, new ones work.
-const fresh = await host.openSession();
-await fresh.dispatch(openRun("6 * 7"));
-const answer = new capnp.Message(await fresh.dispatch(run()), false).getRoot(Response).complete;
+show(`stopped: ${stopped.protocolError.message}\n`);
+// The worker was replaced and the session is empty: open it again.
+await runaway.dispatch(openRun("6 * 7"));
+const answer = new capnp.Message(await runaway.dispatch(run()), false).getRoot(Response).complete;
 show(`fresh worker: ${answer.nodes.get(answer.root).intValue}\n`);
 
 function openRun(code) {

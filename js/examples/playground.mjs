@@ -11,7 +11,7 @@
 // finished runs. document.title ends with the state.
 import * as C from "../codec/monty_wire_codec.mjs";
 import { Ellipsis, FrozenSet, NotImplemented, Py, Tuple, readValue } from "../codec/values.mjs";
-import { MontyWireTerminated, MontyWireTimeout, MontyWireWorker } from "../monty_wire_worker.mjs";
+import { MontyWireWorker } from "../monty_wire_worker.mjs";
 
 const $ = (id) => document.getElementById(id);
 const code = $("code");
@@ -61,11 +61,13 @@ runButton.disabled = false;
 setState("idle");
 
 let runs = 0;
+/** The session of the run in progress, or null. */
+let current = null;
 runButton.addEventListener("click", () => run(code.value));
 stopButton.addEventListener("click", () => {
-  // Kills the worker (whatever it is doing) and starts a fresh one; the
-  // request in flight rejects with MontyWireTerminated.
-  host.restart().catch((error) => show("traceback", String(error)));
+  // Kills the worker (whatever it is doing; a fresh one takes its place):
+  // the request in flight is answered with a protocolError, `cancelled`.
+  current?.cancel();
 });
 // Ctrl+Enter runs; Tab indents.
 code.addEventListener("keydown", (event) => {
@@ -89,6 +91,7 @@ async function run(source) {
   let state = "done";
   try {
     const session = await host.openSession({ onPrint: (stream, text) => show("output", text, stream === "stderr" ? "stderr" : undefined) });
+    current = session;
     await typeCheck(session, source);
     const opened = await send(session, (b, request) => {
       const open = C.Request_init_openRun(b, request);
@@ -96,19 +99,18 @@ async function run(source) {
       // monty's own limit: a run past it raises TimeoutError in Python.
       C.ResourceLimits_maxFeedDuration_set_nanos(b, C.OpenRun_init_limits(b, open), BigInt(Math.round(seconds * 1e9)));
     });
-    // A backstop for code the interpreter's clock cannot interrupt: the
-    // worker is killed a second after the limit.
-    const response = C.Response_which(opened) === C.Response_Which.ok ? await send(session, (b, request) => C.Request_init_run(b, request), { timeout: seconds * 1000 + 1000 }) : opened;
+    // Code the interpreter's clock cannot interrupt (one long operation)
+    // is stopped by MontyWireWorker: it kills the worker a second (its
+    // default grace) after the limit, and the run is answered
+    // `deadlineExceeded`.
+    const response = C.Response_which(opened) === C.Response_Which.ok ? await send(session, (b, request) => C.Request_init_run(b, request)) : opened;
     state = showResponse(response);
-    session.close();
+    current = null;
+    await session.close();
   } catch (error) {
-    if (error instanceof MontyWireTerminated || error instanceof MontyWireTimeout) {
-      state = "stopped";
-      show("traceback", error instanceof MontyWireTimeout ? `stopped: ${error.message}` : "stopped: the worker was killed and replaced");
-    } else {
-      state = "error";
-      show("traceback", String(error?.stack ?? error));
-    }
+    current = null;
+    state = "error";
+    show("traceback", String(error?.stack ?? error));
   }
   const ms = Math.round(performance.now() - started);
   timings.firstResult ??= Math.round(performance.now());
@@ -154,9 +156,17 @@ function showResponse(response) {
     case C.Response_Which.pythonError:
       show("traceback", formatTraceback(C.Response_pythonError(response)));
       return "done";
-    case C.Response_Which.protocolError:
-      show("traceback", `protocol error: ${C.ProtocolError_message(C.Response_protocolError(response))}`);
+    case C.Response_Which.protocolError: {
+      const error = C.Response_protocolError(response);
+      const code = C.ProtocolError_code(error);
+      if (code === C.ErrorCode.cancelled || code === C.ErrorCode.deadlineExceeded || code === C.ErrorCode.workerCrashed) {
+        // The worker was killed (Stop, or past the limit) or died; a fresh one runs the next program.
+        show("traceback", `stopped: ${C.ProtocolError_message(error)}`);
+        return "stopped";
+      }
+      show("traceback", `protocol error: ${C.ProtocolError_message(error)}`);
       return "error";
+    }
     default:
       // The playground defines no host functions, so nothing suspends.
       show("traceback", `unexpected response (arm ${C.Response_which(response)})`);

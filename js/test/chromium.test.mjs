@@ -35,7 +35,7 @@ test("headless Chromium", { skip }, (t) =>
         throw new Error(`${error.message}\noutput: ${await output.textContent()}\n--- browser log ---\n${log.join("\n")}`);
       }
       const text = await output.textContent();
-      const expected = ["host: lookup_user(7)\n", "hello Ada\n", "complete: Ada has 3 letters\n", "stopped: monty-wire: the request did not finish within 1000 ms"];
+      const expected = ["host: lookup_user(7)\n", "hello Ada\n", "complete: Ada has 3 letters\n", "stopped: monty-wire: the request ran past its timeout of 1000 ms"];
       let at = 0;
       for (const part of expected) {
         const found = text.indexOf(part, at);

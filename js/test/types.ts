@@ -2,7 +2,8 @@
 // Uses the declarations as a TypeScript host would, so they cannot drift
 // from what the examples in js/README.md do.
 import { MontyWire, MontyWireTrapped, type PrintStream, Session, WASI_IMPLEMENTED, WasiExit } from "../monty_wire.mjs";
-import { MontyWireTimeout, MontyWireWorker, type WorkerSession } from "../monty_wire_worker.mjs";
+import * as C from "../codec/monty_wire_codec.mjs";
+import { MontyWireTerminated, MontyWireWorker, type WorkerSession } from "../monty_wire_worker.mjs";
 
 export async function inProcess(request: Uint8Array): Promise<number> {
   const wire: MontyWire = await MontyWire.load(new URL("../dist/monty_wire.wasm", import.meta.url));
@@ -31,14 +32,23 @@ export async function inProcess(request: Uint8Array): Promise<number> {
 }
 
 export async function inWorker(request: Uint8Array): Promise<Uint8Array | null> {
-  const host = await MontyWireWorker.create({ timeout: 5000 });
+  const host = await MontyWireWorker.create({ timeout: 5000, grace: 500 });
   const session: WorkerSession = await host.openSession({ onPrint: (stream, text) => console.log(stream, text) });
   try {
-    return await session.dispatch(request, { timeout: 1000 });
+    const response: Uint8Array = await session.dispatch(request, { timeout: 1000 });
+    const root = new C.Reader(response).root();
+    if (C.Response_which(root) === C.Response_Which.protocolError) {
+      const code: number = C.ProtocolError_code(C.Response_protocolError(root));
+      if (code === C.ErrorCode.deadlineExceeded || code === C.ErrorCode.cancelled || code === C.ErrorCode.workerCrashed) {
+        return null; // the session is empty again: open it again, or load a dump
+      }
+    }
+    const cancelled: boolean = session.cancel(); // nothing in flight: false
+    const restarted: void = await host.restart(); // a fresh worker for what comes next
+    return cancelled ? null : (restarted ?? response);
   } catch (error) {
-    if (error instanceof MontyWireTimeout) {
-      const restarted: void = await host.restart(); // a fresh worker for what comes next
-      return restarted ?? null;
+    if (error instanceof MontyWireTerminated) {
+      return null;
     }
     throw error;
   } finally {

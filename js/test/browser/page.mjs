@@ -3,12 +3,25 @@
 // Served from the repository root by js/test/server.mjs; driven by
 // js/test/chromium.test.mjs, which reads `window.__results`.
 import * as glue from "../../monty_wire.mjs";
-import { MontyWireTerminated, MontyWireTimeout, MontyWireWorker } from "../../monty_wire_worker.mjs";
+import * as C from "../../codec/monty_wire_codec.mjs";
+import { MontyWireTerminated, MontyWireWorker } from "../../monty_wire_worker.mjs";
 import * as P from "../protocol.mjs";
 import { check, collectUntil, eq, scenarios } from "../scenarios.mjs";
 
 const wasmUrl = new URL("../../dist/monty_wire.wasm", import.meta.url);
 const hooksUrl = new URL("../../dist/monty_wire_test_hooks.wasm", import.meta.url);
+
+/** `{ code, message, stderrTail }` of a response's protocolError (code by name), or null for any other arm. */
+function protocolError(bytes) {
+  const root = new C.Reader(bytes).root();
+  if (C.Response_which(root) !== C.Response_Which.protocolError) return null;
+  const error = C.Response_protocolError(root);
+  return {
+    code: Object.entries(C.ErrorCode).find(([, v]) => v === C.ProtocolError_code(error))[0],
+    message: C.ProtocolError_message(error),
+    stderrTail: C.WorkerExit_stderrTail(C.ProtocolError_workerExit(error)),
+  };
+}
 
 async function rejection(promise) {
   try {
@@ -77,26 +90,29 @@ const workerScenarios = [
     },
   },
   {
-    name: "worker: a timeout kills `while True: pass` and a new worker answers",
+    name: "worker: a timeout kills `while True: pass`, answered deadlineExceeded; the sessions are empty and a new worker answers",
     async run() {
       const host = await MontyWireWorker.create({ wasm: wasmUrl, timeout: 1500 });
       const session = await host.openSession();
+      const other = await host.openSession();
+      eq(P.which(P.response(await other.dispatch(P.openRun("'other'")))), "ok", "openRun");
       // No time limit in the program's limits: only the worker's timeout stops it.
       eq(P.which(P.response(await session.dispatch(P.openRun("while True:\n    pass")))), "ok", "openRun");
       const started = performance.now();
-      const error = await rejection(session.dispatch(P.run()));
+      const error = protocolError(await session.dispatch(P.run()));
       const elapsed = performance.now() - started;
-      check(error instanceof MontyWireTimeout, `the run times out (${error})`);
+      eq(error?.code, "deadlineExceeded", "the run is answered deadlineExceeded");
+      check(/ran past its timeout of 1500 ms/.test(error.message), `the message says why: ${error.message}`);
       check(elapsed >= 1400 && elapsed < 10000, `after about the timeout (${elapsed.toFixed(0)} ms)`);
-      check(session.closed, "the session died with its worker");
-      const lost = await rejection(session.dispatch(P.run()));
-      check(lost instanceof MontyWireTerminated, `a lost session rejects (${lost})`);
+      check(!session.closed && !other.closed, "the sessions stay open");
+      eq(protocolError(await session.dispatch(P.run()))?.code, "wrongState", "the session is empty");
+      // The other session held a program: its next request says so and does not run.
+      eq(protocolError(await other.dispatch(P.run()))?.code, "cancelled", "the other session hears of it");
       // The page's main thread was never blocked, and a fresh worker answers.
-      const fresh = await host.openSession();
-      eq(P.which(P.response(await fresh.dispatch(P.openRun("'alive'")))), "ok", "openRun");
-      eq(P.repr(P.response(await fresh.dispatch(P.run())).complete), "'alive'", "fresh worker");
+      eq(P.which(P.response(await session.dispatch(P.openRun("'alive'")))), "ok", "openRun");
+      eq(P.repr(P.response(await session.dispatch(P.run())).complete), "'alive'", "fresh worker");
       // A per-request timeout overrides the default.
-      eq(P.which(P.response(await fresh.dispatch(P.run(), { timeout: 60000 }))), "complete", "per-request timeout");
+      eq(P.which(P.response(await session.dispatch(P.run(), { timeout: 60000 }))), "complete", "per-request timeout");
       host.terminate();
       const after = await rejection(host.openSession());
       check(after instanceof MontyWireTerminated, `nothing works after terminate() (${after})`);
@@ -104,6 +120,39 @@ const workerScenarios = [
       const s = await another.openSession();
       eq(P.which(P.response(await s.dispatch(P.openRun("1")))), "ok", "a new MontyWireWorker works");
       another.terminate();
+    },
+  },
+  {
+    name: "worker: one long operation (10**10**8) is killed at the session's time limit plus the grace",
+    async run() {
+      const host = await MontyWireWorker.create({ wasm: wasmUrl, grace: 300 });
+      const session = await host.openSession();
+      eq(P.which(P.response(await session.dispatch(P.openRun("x = 10**10**8\n1", { maxTurnNanos: 100_000_000 })))), "ok", "openRun");
+      const started = performance.now();
+      const error = protocolError(await session.dispatch(P.run()));
+      const elapsed = performance.now() - started;
+      eq(error?.code, "deadlineExceeded", "answered deadlineExceeded");
+      check(/deadline of 400 ms/.test(error.message), `the message says why: ${error.message}`);
+      check(elapsed < 10000, `killed early (${elapsed.toFixed(0)} ms)`);
+      eq(P.which(P.response(await session.dispatch(P.openRun("6 * 7")))), "ok", "openRun again");
+      eq(P.repr(P.response(await session.dispatch(P.run())).complete), "42", "fresh worker");
+      host.terminate();
+    },
+  },
+  {
+    name: "worker: cancel() stops a running request, answered cancelled",
+    async run() {
+      const host = await MontyWireWorker.create({ wasm: wasmUrl });
+      const session = await host.openSession();
+      eq(P.which(P.response(await session.dispatch(P.openRun("while True:\n    pass")))), "ok", "openRun");
+      const running = session.dispatch(P.run());
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      eq(session.cancel(), true, "there was a request to cancel");
+      eq(protocolError(await running)?.code, "cancelled", "answered cancelled");
+      eq(session.cancel(), false, "nothing left to cancel");
+      eq(P.which(P.response(await session.dispatch(P.openRun("'again'")))), "ok", "openRun again");
+      eq(P.repr(P.response(await session.dispatch(P.run())).complete), "'again'", "fresh worker");
+      host.terminate();
     },
   },
   {
@@ -171,7 +220,7 @@ const workerScenarios = [
       try {
         const host = await MontyWireWorker.create({ wasm: wasmUrl });
         for (const [how, expected] of [
-          ["script", MontyWireTerminated],
+          ["script", glue.MontyWireError],
           ["load", glue.MontyWireError],
         ]) {
           sabotage = how;
@@ -191,7 +240,7 @@ const workerScenarios = [
     },
   },
   {
-    name: "worker: a Rust panic rejects with MontyWireTrapped and its message; the worker is replaced",
+    name: "worker: a Rust panic is answered workerCrashed with its message; the worker is replaced",
     async run({ panicScriptName }) {
       const host = await MontyWireWorker.create({ wasm: hooksUrl });
       const printed = [];
@@ -201,11 +250,11 @@ const workerScenarios = [
       eq(printed.map(([, t]) => t).join(""), "hi\n", "Python output");
       printed.length = 0;
       const panicking = await host.openSession({ onPrint: (stream, text) => printed.push([stream, text]) });
-      const error = await rejection(panicking.dispatch(P.openRun("1", { scriptName: panicScriptName })));
-      check(error instanceof glue.MontyWireTrapped, `MontyWireTrapped from the worker (${error})`);
-      check(/panicked at .*\binduced by the test hook/s.test(error.stderr), `.stderr has the panic message: ${JSON.stringify(error.stderr)}`);
+      const error = protocolError(await panicking.dispatch(P.openRun("1", { scriptName: panicScriptName })));
+      eq(error?.code, "workerCrashed", "answered workerCrashed");
+      check(/panicked at .*\binduced by the test hook/s.test(error.stderrTail), `workerExit.stderrTail has the panic message: ${JSON.stringify(error.stderrTail)}`);
       eq(printed, [], "the panic message did not reach onPrint");
-      check(session.closed && panicking.closed, "the worker's sessions are gone");
+      eq(protocolError(await session.dispatch(P.run()))?.code, "workerCrashed", "the other session's program is gone");
       const fresh = await host.openSession();
       await fresh.dispatch(P.openRun("6 * 7"));
       eq(P.repr(P.response(await fresh.dispatch(P.run())).complete), "42", "replacement worker");
@@ -264,8 +313,8 @@ const workerScenarios = [
       await session.dispatch(
         P.openRun("x = []\nfor i in range(200000):\n    x = [x]\nlen(repr(x))", { maxRecursionDepth: 1_000_000_000 }),
       );
-      const error = await rejection(session.dispatch(P.run()));
-      check(error instanceof glue.MontyWireTrapped, `MontyWireTrapped from the worker (${error})`);
+      const error = protocolError(await session.dispatch(P.run()));
+      eq(error?.code, "workerCrashed", "answered workerCrashed");
       const fresh = await host.openSession();
       await fresh.dispatch(P.openRun("6 * 7"));
       eq(P.repr(P.response(await fresh.dispatch(P.run())).complete), "42", "replacement worker");
