@@ -119,12 +119,13 @@ const RUNS_PYTHON = new Set([
 /** Requests that fill an empty session, answered `ok` when they did. */
 const FILLS = new Set([R.openRun, R.loadProgram, R.openRepl, R.loadSession]);
 
-/** `{ feed, turn }` of a `ResourceLimits`, in ms, each null when unlimited. */
+/** `{ feed, turn, sleep }` of a `ResourceLimits`, in ms, each null when unlimited. */
 function timeLimits(limits) {
   const ms = (which, nanos) => (which === 1 ? Number(nanos) / 1e6 : null);
   return {
     feed: ms(C.ResourceLimits_maxFeedDuration_which(limits), C.ResourceLimits_maxFeedDuration_nanos_number(limits)),
     turn: ms(C.ResourceLimits_maxTurnDuration_which(limits), C.ResourceLimits_maxTurnDuration_nanos_number(limits)),
+    sleep: ms(C.ResourceLimits_maxTotalSleep_which(limits), C.ResourceLimits_maxTotalSleep_nanos_number(limits)),
   };
 }
 
@@ -426,20 +427,22 @@ export class MontyWireWorker {
       job.message.open = { print: Boolean(session.onPrint), setup: state.dumpKey ? [setDumpKeyRequest(state.dumpKey)] : [] };
       state.slot.generation = this.#generation;
     }
-    // Its deadline: the host's timeout, or the session's time limits plus
-    // the grace for a request that runs Python, whichever is shorter.
+    // Its deadline: the host's timeout, or, for a request that runs Python,
+    // the session's time limit plus the sleeps it may make (maxTotalSleep,
+    // which monty's clocks do not count) plus the grace, whichever is
+    // shorter; the rule of native isolated sessions.
     job.deadline = null;
     if (typeof job.timeout === "number" && Number.isFinite(job.timeout)) {
       job.deadline = { ms: job.timeout, why: `its timeout of ${job.timeout} ms` };
     }
     const limits = state.limits;
     if (RUNS_PYTHON.has(job.effect.which) && limits !== null) {
-      const limit = Math.min(limits.feed ?? Infinity, limits.turn ?? Infinity);
+      const limit = Math.min(limits.feed ?? Infinity, limits.turn ?? Infinity) + (limits.sleep ?? 0);
       const ms = limit + this.#grace;
       if (Number.isFinite(ms) && (job.deadline === null || ms < job.deadline.ms)) {
         job.deadline = {
           ms,
-          why: `its deadline of ${ms} ms (the session's time limit of ${limit} ms plus a grace of ${this.#grace} ms)`,
+          why: `its deadline of ${ms} ms (the session's time limit and sleeps, ${limit} ms, plus a grace of ${this.#grace} ms)`,
         };
       }
     }

@@ -19,6 +19,8 @@ use std::{
 
 use common::{Host, complete, expect_code, protocol_error};
 use monty_types::{ExcType, MontyObject, ResourceLimits};
+#[cfg(target_os = "linux")]
+use monty_wire::worker::pool;
 use monty_wire::{
     ffi::{
         MONTY_WIRE_NOT_ISOLATED, MONTY_WIRE_OK, MONTY_WIRE_UNKNOWN_SESSION, monty_wire_cancel,
@@ -26,7 +28,6 @@ use monty_wire::{
     },
     protocol::{ErrorCode, OpenRun, Outcome, Request, Response},
     session::STACK_OVERFLOW_SCRIPT_NAME,
-    worker::pool,
 };
 
 static SERIAL: Mutex<()> = Mutex::new(());

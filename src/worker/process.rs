@@ -1,8 +1,10 @@
 //! A worker process as the library sees it: started, greeted, spoken to in
 //! frames, and ended, with an account of how it ended.
 
+#[cfg(unix)]
+use std::io::Write;
 use std::{
-    io::{self, BufReader, Read, Write},
+    io::{self, BufReader, Read},
     path::Path,
     process::{Child, ChildStderr, Command, ExitStatus, Stdio},
     sync::{
