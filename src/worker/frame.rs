@@ -8,6 +8,7 @@
 
 use std::io::{self, Read, Write};
 
+#[cfg(worker_processes)]
 use capnp::Word;
 
 /// The largest payload a frame carries: a header's length field.
@@ -53,6 +54,9 @@ pub(crate) enum FromWorker {
     Stderr = 4,
 }
 
+// Reading what a worker sends is the library's side, which exists only
+// where workers can be started.
+#[cfg(worker_processes)]
 impl FromWorker {
     fn from_wire(kind: u32) -> Option<Self> {
         Some(match kind {
@@ -114,6 +118,7 @@ pub(crate) fn read_to_worker(from: &mut impl Read) -> io::Result<Option<(ToWorke
 }
 
 /// A frame a library receives.
+#[cfg(worker_processes)]
 pub(crate) enum Received {
     Ready {
         protocol: u32,
@@ -132,6 +137,7 @@ pub(crate) enum Received {
 /// Reads the next frame from a worker. Responses arrive in aligned words,
 /// ready to hand to the host. `max_payload` bounds what a worker may make
 /// the library allocate.
+#[cfg(worker_processes)]
 pub(crate) fn read_from_worker(from: &mut impl Read, max_payload: usize) -> io::Result<Received> {
     let (kind, len) = read_header(from)?.ok_or(io::ErrorKind::UnexpectedEof)?;
     let kind = FromWorker::from_wire(kind).ok_or_else(|| invalid(format!("unknown frame kind {kind}")))?;
@@ -192,7 +198,7 @@ pub(crate) fn write_frame(to: &mut impl Write, scratch: &mut Vec<u8>, kind: u32,
     to.flush()
 }
 
-#[cfg(test)]
+#[cfg(all(test, worker_processes))]
 mod tests {
     use super::*;
 
