@@ -435,3 +435,11 @@ fn many_threads_and_sessions_with_crashes_leave_nothing_behind() {
     assert_eq!(children(), Vec::<u32>::new(), "no worker outlives the pool");
     assert_eq!(open_descriptors(), descriptors, "every worker's descriptors are closed");
 }
+
+#[test]
+fn a_time_limit_of_centuries_is_no_deadline_and_no_failure() {
+    let _serial = serial();
+    let host = Host::isolated();
+    let limits = ResourceLimits::default().max_feed_duration(Duration::from_nanos(u64::MAX));
+    assert_eq!(complete(run(&host, "6 * 7", limits)), MontyObject::int(42));
+}

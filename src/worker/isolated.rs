@@ -16,7 +16,7 @@ use std::{
 };
 
 use super::{
-    pool,
+    frame, pool,
     process::{Control, EndedBy, WorkerProcess},
     watchdog,
 };
@@ -189,17 +189,27 @@ impl IsolatedSession {
 
     /// Handles one request message in the worker and returns its response.
     pub fn handle_bytes(&mut self, request: &[u8]) -> WireMessage {
+        if request.len() > frame::MAX_PAYLOAD {
+            return error_response(ProtocolError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "a {}-byte request is larger than an isolated session takes ({} bytes)",
+                    request.len(),
+                    frame::MAX_PAYLOAD
+                ),
+            ));
+        }
         let kind = Kind::of(request);
         if let Err(error) = self.ensure_worker() {
             return error_response(error);
         }
         let worker = self.worker.as_mut().expect("ensured above");
         let control = Arc::clone(worker.control());
+        // A budget too far away to name as an instant is no deadline.
         let deadline = match (kind, worker.budget()) {
-            (Kind::RunsPython, Some(budget)) => {
-                let at = Instant::now() + budget.saturating_add(DEADLINE_GRACE);
-                Some(watchdog::arm(&control, at, EndedBy::Deadline))
-            }
+            (Kind::RunsPython, Some(budget)) => Instant::now()
+                .checked_add(budget.saturating_add(DEADLINE_GRACE))
+                .map(|at| watchdog::arm(&control, at, EndedBy::Deadline)),
             _ => None,
         };
         *self.running.lock() = Some(Arc::clone(&control));
