@@ -22,15 +22,19 @@ use monty_wire::{
 /// stream and at the end of each request.
 const AN_HOUR: PrintDelivery = PrintDelivery::Interval(Duration::from_secs(3600));
 
-/// Appends each call as `(stream, text)` to the `Vec` at `user_data`.
+/// The calls a callback got, as `(stream, text)`.
+#[derive(Default)]
+struct Calls(Vec<(u32, String)>);
+
+/// Appends each call to the `Calls` at `user_data`.
 unsafe extern "C" fn record(user_data: *mut c_void, stream: u32, text: *const u8, len: usize) {
-    // SAFETY: `user_data` is the `Vec` a `Watched` owns and keeps alive
+    // SAFETY: `user_data` is the `Calls` a `Watched` owns and keeps alive
     // while the callback is registered, used by no one else during
     // dispatch; `text` is `len` bytes valid during the call.
     unsafe {
-        let calls = &mut *user_data.cast::<Vec<(u32, String)>>();
+        let calls = &mut *user_data.cast::<Calls>();
         let text = std::str::from_utf8(std::slice::from_raw_parts(text, len)).expect("UTF-8");
-        calls.push((stream, text.to_owned()));
+        calls.0.push((stream, text.to_owned()));
     }
 }
 
@@ -38,7 +42,8 @@ unsafe extern "C" fn record(user_data: *mut c_void, stream: u32, text: *const u8
 struct Watched {
     // Dropped first: closing the session ends the callback's use of `calls`.
     host: Host,
-    calls: Box<Vec<(u32, String)>>,
+    // Boxed: the callback holds its address, which must not move with `Watched`.
+    calls: Box<Calls>,
 }
 
 impl Watched {
@@ -75,7 +80,7 @@ impl Watched {
 
     /// The calls so far, emptied.
     fn take(&mut self) -> Vec<(u32, String)> {
-        std::mem::take(&mut *self.calls)
+        std::mem::take(&mut self.calls.0)
     }
 }
 
