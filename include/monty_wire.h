@@ -46,7 +46,11 @@
  *   in-process session finishes, and the session is freed when it returns;
  *   a call inside an isolated session is cancelled.
  * - The print callback runs during monty_wire_dispatch, on the thread that
- *   called it; its text is valid only during the callback. Setting a
+ *   called it; its text is valid only during the callback. Each call
+ *   carries one fragment print() wrote, or, after a setPrintDelivery
+ *   request, what the session gathered of one stream (whole lines, or what
+ *   an interval gathered); everything is delivered before
+ *   monty_wire_dispatch returns. Setting a
  *   session's callback from inside that session's callback is refused with
  *   MONTY_WIRE_SESSION_BUSY, and the old callback stays in use.
  * - No panic crosses this boundary: it becomes an internalError response
@@ -110,7 +114,12 @@ typedef struct MontyWireBuffer {
 
 // Receives print output while code runs: `stream` is 0 for stdout and 1 for
 // stderr, and `text` is `len` bytes of UTF-8 (not NUL-terminated) that are
-// valid only during the call.
+// valid only during the call. Each call carries one fragment `print()`
+// wrote (an argument, a separator, the end), or, once the session has
+// taken a `setPrintDelivery` request, what it gathered of one stream:
+// whole lines, or what an interval gathered. Either way the calls come in
+// the order the text was written, and all of a request's output has come
+// before `monty_wire_dispatch` returns.
 typedef void (*MontyWirePrintCallback)(void *user_data,
                                        uint32_t stream,
                                        const uint8_t *text,
@@ -126,8 +135,9 @@ uint32_t monty_wire_protocol_version(void);
 
 // Opens an empty session and returns its handle (never 0). Its first
 // request opens or loads a run or a REPL (`openRun`, `loadProgram`,
-// `openRepl`, `loadSession`); `typeCheck`, `detectContinuation` and
-// `setDumpKey` are accepted in any state, even empty. Close it with
+// `openRepl`, `loadSession`); `typeCheck`, `detectContinuation`,
+// `setDumpKey` and `setPrintDelivery` are accepted in any state, even
+// empty. Close it with
 // [`monty_wire_session_close`].
 MontyWireSession monty_wire_session_open(void);
 
@@ -219,8 +229,9 @@ struct MontyWireBuffer *monty_wire_dispatch(MontyWireSession session,
 void monty_wire_buffer_free(struct MontyWireBuffer *buffer);
 
 // Registers a callback that receives print output while code runs, for
-// hosts that show it live; `callback` null removes it. Output is also in
-// every response either way. Returns [`MONTY_WIRE_OK`],
+// hosts that show it live; `callback` null removes it. How often it is
+// called is the session's `setPrintDelivery` (each fragment by default; see
+// [`MontyWirePrintCallback`]). Output is also in every response either way. Returns [`MONTY_WIRE_OK`],
 // [`MONTY_WIRE_UNKNOWN_SESSION`] or [`MONTY_WIRE_SESSION_BUSY`].
 //
 // # Safety

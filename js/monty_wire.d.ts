@@ -11,8 +11,34 @@ export declare const MONTY_WIRE_INTERNAL_ERROR: -3;
 /** Which stream a piece of print output went to. */
 export type PrintStream = "stdout" | "stderr";
 
-/** Receives print output live, fragment by fragment, during `dispatch`. */
+/**
+ * Receives print output live during `dispatch`: each fragment `print()`
+ * writes, or what the session's `PrintDelivery` gathered of one stream.
+ */
 export type PrintCallback = (stream: PrintStream, text: string) => void;
+
+/**
+ * How often a session hands print output to `onPrint` (a `setPrintDelivery`
+ * request, schema/monty_wire.capnp):
+ * - `0` (the default): each fragment `print()` writes, at once
+ *   (`print(i, 'x')` is four calls);
+ * - `"lines"`: whole lines, one call per line; the rest of a line comes at a
+ *   switch of stream or at the end of the request;
+ * - milliseconds above 0 (`Infinity` too): everything gathered, in one call,
+ *   at the first write once the oldest of it is that old. There is no timer:
+ *   what nothing follows waits for the end of the request.
+ * Whatever the choice, a write to the other stream first delivers what was
+ * gathered, and everything is delivered before the response: the text, its
+ * order and each response's `output` are the same.
+ */
+export type PrintDelivery = "lines" | number;
+
+/**
+ * The `setPrintDelivery` request message for `delivery` (48 bytes), for a
+ * host that sends it itself. Throws `TypeError` for a value that is not a
+ * `PrintDelivery`.
+ */
+export declare function printDeliveryRequest(delivery: PrintDelivery): Uint8Array;
 
 /**
  * Where the module comes from: a URL or path (fetched; in Node, `file:` URLs
@@ -73,6 +99,12 @@ export declare function compileMontyWire(source?: MontyWireSource | PromiseLike<
 export interface SessionOptions {
   /** Live print output; the same text is in every response's `output` too. */
   onPrint?: PrintCallback | null;
+  /**
+   * How often `onPrint` is called (default 0, each fragment). The session is
+   * sent the `setPrintDelivery` request at once; `openSession` throws
+   * `TypeError` for a value that is not a `PrintDelivery`.
+   */
+  printDelivery?: PrintDelivery;
 }
 
 /**
@@ -99,7 +131,7 @@ export declare class MontyWire {
    * until the garbage collector reclaims it; the glue then closes it.
    */
   readonly sessionCount: number;
-  /** Opens an empty session; its first request opens or loads a run or a REPL (`openRun`, `loadProgram`, `openRepl`, `loadSession`); `typeCheck`, `detectContinuation` and `setDumpKey` are accepted in any state. */
+  /** Opens an empty session; its first request opens or loads a run or a REPL (`openRun`, `loadProgram`, `openRepl`, `loadSession`); `typeCheck`, `detectContinuation`, `setDumpKey` and `setPrintDelivery` are accepted in any state. */
   openSession(options?: SessionOptions): Session;
   /** Frees the last response buffer now, instead of at the next dispatch. Views of it must not be read afterwards. */
   releaseResponse(): void;

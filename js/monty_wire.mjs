@@ -46,6 +46,60 @@ const RANDOM_CHUNK = 65536;
 // How much of what the module wrote to stderr during a call a trap error keeps.
 const STDERR_TAIL = 8192;
 
+/**
+ * The message of a `setPrintDelivery` request (schema/monty_wire.capnp) for
+ * `delivery`, the option `printDelivery` of `openSession`:
+ * - `0` (the default), each fragment `print()` writes, at once;
+ * - `"lines"`, whole lines: one call per line, the rest of a line at a
+ *   switch of stream or the end of the request;
+ * - a number of milliseconds above 0 (`Infinity` included): what was
+ *   gathered, once the oldest of it is that old, at the next write or the
+ *   end of the request.
+ * Throws `TypeError` for anything else. A `Uint8Array` of 48 bytes: one
+ * segment holding the `Request` (8 data bytes, 1 pointer: tag 21 at byte 0)
+ * and its `PrintDelivery` (16 data bytes: tag at byte 0, `interval` in
+ * nanoseconds at byte 8); js/test/glue.test.mjs checks it against the codec.
+ */
+export function printDeliveryRequest(delivery) {
+  let tag;
+  let nanos = 0;
+  if (delivery === "lines") {
+    tag = 1;
+  } else if (typeof delivery === "number" && delivery >= 0) {
+    nanos = delivery * 1e6;
+    tag = nanos === 0 ? 0 : 2;
+  } else {
+    throw new TypeError(`printDelivery must be "lines" or a number of milliseconds (0: every fragment), not ${String(delivery)}`);
+  }
+  const bytes = new Uint8Array(48);
+  const dv = new DataView(bytes.buffer);
+  dv.setUint32(4, 5, true); // one segment of 5 words
+  dv.setUint32(12, 0x00010001, true); // root: a struct right after it, 1 data word, 1 pointer
+  dv.setUint16(16, 21, true); // Request: setPrintDelivery
+  dv.setUint32(28, 2, true); // its pointer: a struct right after it, 2 data words
+  dv.setUint16(32, tag, true);
+  if (tag === 2) {
+    // Nanoseconds as a u64 without a BigInt; from 2^64 on (Infinity too), the largest.
+    const n = Math.round(nanos);
+    const high = n >= 2 ** 64 ? 0xffffffff : Math.floor(n / TWO_32);
+    dv.setUint32(40, n >= 2 ** 64 ? 0xffffffff : n - high * TWO_32, true);
+    dv.setUint32(44, high, true);
+  }
+  return bytes;
+}
+
+/** Whether a response message's arm is `ok` (the tag at the start of the root's data). */
+function answeredOk(bytes) {
+  if (bytes.byteLength < 16) return false;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const segments = dv.getUint32(0, true) + 1;
+  const root = (4 + 4 * segments + 7) & ~7;
+  const low = dv.getUint32(root, true);
+  if ((low & 3) !== 0 || root + 10 > bytes.byteLength) return false;
+  const data = root + 8 + (low >> 2) * 8;
+  return data + 2 <= bytes.byteLength && dv.getUint16(data, true) === 0;
+}
+
 const constructToken = Symbol("MontyWire");
 let wireDispatch, wireSetPrint, wireClose, wireCheckAlive, sessionOrphan;
 // Lengths and addresses cross the boundary as wasm i32, which JavaScript
@@ -254,12 +308,21 @@ export class MontyWire {
   /**
    * Opens an empty session. `onPrint(stream, text)` receives print output
    * live, while `dispatch` runs (the same text is in the response too).
+   * `printDelivery` (see `printDeliveryRequest`) says how often: each
+   * fragment (0, the default), `"lines"`, or at most once per that many
+   * milliseconds; the session is sent that `setPrintDelivery` request at
+   * once (a host may also send one itself, at any time).
    */
   openSession(options = {}) {
+    const delivery = options.printDelivery === undefined ? null : printDeliveryRequest(options.printDelivery);
     const handle = this.#call(() => this.#exports.monty_wire_session_open());
     const session = new Session(constructToken, this, handle);
     this.#sessions.set(handle, new WeakRef(session));
     this.#registry.register(session, handle, session);
+    if (delivery !== null && !answeredOk(session.dispatchCopy(delivery))) {
+      session.close();
+      throw new MontyWireError("monty-wire: the module refused the setPrintDelivery request (a module older than protocol 3?)");
+    }
     if (options.onPrint) {
       session.onPrint = options.onPrint;
     }

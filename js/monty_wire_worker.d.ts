@@ -1,7 +1,7 @@
 // Types for monty_wire_worker.mjs: monty-wire in a Web Worker, with a hard
 // kill (browsers, and other hosts with module Web Workers; Node through
 // worker_threads).
-import type { MontyWireSource, PrintCallback } from "./monty_wire.js";
+import type { MontyWireSource, PrintCallback, PrintDelivery } from "./monty_wire.js";
 import { MontyWireError, MontyWireTrapped } from "./monty_wire.js";
 
 export { MontyWireError, MontyWireTrapped };
@@ -38,6 +38,15 @@ export interface MontyWireWorkerOptions {
 export interface WorkerSessionOptions {
   /** Live print output, posted from the worker as it is printed (before the response arrives). */
   onPrint?: PrintCallback | null;
+  /**
+   * How often `onPrint` is called, as for `MontyWire.openSession`: the worker
+   * posts one message per delivery, so `"lines"` or an interval saves most of
+   * the cost of posting each fragment. Kept for the session's life, also in a
+   * fresh worker after a kill, as is a `setPrintDelivery` request the host
+   * sends itself. `openSession` rejects with `TypeError` for a value that is
+   * not a `PrintDelivery`.
+   */
+  printDelivery?: PrintDelivery;
 }
 
 /**

@@ -20,7 +20,7 @@
 // Node has no global Worker: there the worker is a `worker_threads` thread
 // behind the same interface (see nodeWorkerClass), with the same kill.
 import * as C from "./codec/monty_wire_codec.mjs";
-import { MontyWireError, MontyWireTrapped, compileMontyWire } from "./monty_wire.mjs";
+import { MontyWireError, MontyWireTrapped, compileMontyWire, printDeliveryRequest } from "./monty_wire.mjs";
 
 export { MontyWireError, MontyWireTrapped };
 
@@ -151,6 +151,9 @@ function inspectRequest(bytes) {
         return { which, limits: timeLimits(C.Request_setLimits(request)) };
       case R.setDumpKey:
         return { which, key: C.Request_setDumpKey(request).slice() };
+      case R.setPrintDelivery:
+        // The request itself, replayed in a fresh worker (the caller's buffer is transferred).
+        return { which, request: bytes.slice().buffer };
       default:
         return { which };
     }
@@ -279,20 +282,28 @@ export class MontyWireWorker {
   }
 
   /**
-   * Opens a session in the worker. `onPrint(stream, text)` gets live output.
-   * Rejects if the worker cannot start or load the module (the next call
-   * tries again), or after `terminate()`.
+   * Opens a session in the worker. `onPrint(stream, text)` gets live output,
+   * and `printDelivery` says how often (as `MontyWire.openSession` does: each
+   * fragment, `"lines"`, or at most once per that many ms): the worker posts
+   * one message per delivery. Rejects if the worker cannot start or load the
+   * module (the next call tries again), or after `terminate()`.
    */
   async openSession(options = {}) {
     this.#checkAlive();
     const onPrint = options.onPrint ?? null;
+    const delivery = options.printDelivery === undefined ? null : printDeliveryRequest(options.printDelivery).buffer;
     const key = this.#nextSession++;
     const session = new WorkerSession(constructToken, this, key, onPrint);
     const state = sessionState(session);
+    state.printDelivery = delivery;
     this.#sessions.set(key, new WeakRef(session));
     this.#registry.register(session, state.slot, session);
     try {
-      await this.#enqueue({ op: "open", session, message: { op: "open", session: key, print: Boolean(onPrint) } });
+      await this.#enqueue({
+        op: "open",
+        session,
+        message: { op: "open", session: key, print: Boolean(onPrint), setup: delivery === null ? [] : [delivery] },
+      });
     } catch (error) {
       this.#sessions.delete(key);
       this.#registry.unregister(session);
@@ -423,8 +434,12 @@ export class MontyWireWorker {
       return false;
     }
     if (state.slot.generation !== this.#generation) {
-      // Open it again in this worker (it is empty there), with its dump key.
-      job.message.open = { print: Boolean(session.onPrint), setup: state.dumpKey ? [setDumpKeyRequest(state.dumpKey)] : [] };
+      // Open it again in this worker (it is empty there), with its dump key
+      // and its print delivery.
+      const setup = [];
+      if (state.dumpKey) setup.push(setDumpKeyRequest(state.dumpKey));
+      if (state.printDelivery) setup.push(state.printDelivery);
+      job.message.open = { print: Boolean(session.onPrint), setup };
       state.slot.generation = this.#generation;
     }
     // Its deadline: the host's timeout, or, for a request that runs Python,
@@ -520,14 +535,18 @@ export class MontyWireWorker {
     this.#pump();
   }
 
-  /** What an answered request did to its session: it holds a program now, new limits, a dump key. */
+  /** What an answered request did to its session: it holds a program now, new limits, a dump key, a print delivery. */
   #settled(job, response) {
     const { effect } = job;
-    if (effect.which !== R.setDumpKey && effect.limits === undefined) return;
+    if (effect.which !== R.setDumpKey && effect.which !== R.setPrintDelivery && effect.limits === undefined) return;
     if (!answeredOk(response)) return;
     const state = sessionState(job.session);
     if (effect.which === R.setDumpKey) {
       state.dumpKey = effect.key.byteLength > 0 ? effect.key : null;
+      return;
+    }
+    if (effect.which === R.setPrintDelivery) {
+      state.printDelivery = effect.request;
       return;
     }
     state.limits = effect.limits;
@@ -777,6 +796,8 @@ export class WorkerSession {
       limits: null,
       /** The key of its last `setDumpKey`, replayed in a fresh worker; or null. */
       dumpKey: null,
+      /** Its last `setPrintDelivery` request (an ArrayBuffer), replayed in a fresh worker; or null. */
+      printDelivery: null,
       /** The error its next request is answered with: its worker was killed while it held a program. */
       notice: null,
       closed: false,

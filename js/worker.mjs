@@ -3,7 +3,9 @@
 //   new Worker(new URL("./worker.mjs", import.meta.url), { type: "module" })
 //
 // Messages in:  { id, op: "load", source }                   source: WebAssembly.Module | URL string | ArrayBuffer
-//               { id, op: "open", session, print }           session: the id the page gives it; print: forward live output
+//               { id, op: "open", session, print, setup? }   session: the id the page gives it; print: forward live output;
+//                                                            setup: requests to dispatch first (ArrayBuffers, such as
+//                                                            setPrintDelivery)
 //               { id, op: "dispatch", session, request, open? }
 //                                                            request: ArrayBuffer (transferred); open: { print, setup }
 //                                                            opens the session first (empty), then dispatches each
@@ -11,7 +13,8 @@
 //               { id, op: "close", session }
 // Messages out: { id, result } / { id, error: { name, message, stderr, exitCode? } }
 //               dispatch: result is an ArrayBuffer, transferred
-//               { op: "print", session, stream, text }       live output, before the dispatch reply
+//               { op: "print", session, stream, text }       live output, one message per delivery of the session's
+//                                                            print delivery, before the dispatch reply
 //
 // Requests are served one at a time, in order, each after the previous one
 // finished (loading is asynchronous: a request that arrives meanwhile
@@ -28,12 +31,13 @@ const inNode = typeof process !== "undefined" && process.versions?.node && typeo
 let wire = null;
 const sessions = new Map();
 
-/** Opens session `id` (closing one already open under that id). */
-function open(id, print) {
+/** Opens session `id` (closing one already open under that id), then dispatches each request of `setup`. */
+function open(id, print, setup = []) {
   sessions.get(id)?.close();
   const onPrint = print ? (stream, text) => channel.post({ op: "print", session: id, stream, text }) : null;
   const session = wire.openSession({ onPrint });
   sessions.set(id, session);
+  for (const request of setup) session.dispatchCopy(new Uint8Array(request));
   return session;
 }
 
@@ -45,12 +49,11 @@ function handle({ op, ...data }) {
         return { protocolVersion: wire.protocolVersion };
       });
     case "open":
-      open(data.session, data.print);
+      open(data.session, data.print, data.setup);
       return data.session;
     case "dispatch": {
       if (data.open) {
-        const session = open(data.session, data.open.print);
-        for (const setup of data.open.setup) session.dispatchCopy(new Uint8Array(setup));
+        open(data.session, data.open.print, data.open.setup);
       }
       const session = sessions.get(data.session);
       if (!session) {

@@ -46,7 +46,8 @@ const protocolVersion :UInt32 = 3;
 # type checking, and the `Dump` envelope; 3 adds `DateTime.fold`, and
 # mounts and the environment map (`Mount`, `Environment`; the `mounts` and
 # `environment` fields of `OpenRun`, `OpenRepl`, `Feed` and `LoadSession`;
-# `Dump.mountState`).
+# `Dump.mountState`), and batched live print output (`setPrintDelivery`,
+# `PrintDelivery`).
 
 # ---------------------------------------------------------------------------
 # Values
@@ -469,6 +470,37 @@ struct Request {
     loadSession @18 :LoadSession;    # empty -> whatever `dumpSession` saved
     typeCheck @19 :TypeCheck;        # any state, unchanged: type-check code
     setDumpKey @20 :Data;            # any state: seal dumps with HMAC-SHA256 under this key (empty: no key)
+    setPrintDelivery @21 :PrintDelivery;  # any state, unchanged but for this setting: how live print output
+                                     # reaches the host from the next request on (see `PrintDelivery`)
+  }
+}
+
+# How often a session hands print output to the host's live sink while code
+# runs: the C ABI's print callback, the web module's print descriptors, and
+# an isolated session's worker, whose deliveries reach the host's callback one
+# for one. Set with `setPrintDelivery`, in any state, even empty; the session
+# keeps it for its life (opening, loading and emptying leave it alone; an
+# isolated session whose worker ended gives the fresh worker the last one
+# accepted). It changes how many calls the sink gets and how much text each
+# carries, never the text, its order or its stream, and never a response's
+# `output`. A session without a sink gathers nothing.
+#
+# Output is gathered per stream and delivered in order: a write to the other
+# stream first delivers what was gathered for the first. Everything gathered
+# is delivered before the request's response is returned, whatever the
+# outcome, so no output arrives after its response. There is no timer: the
+# session looks at the clock only when `print()` writes, so under `interval`
+# text gathered and followed by no further print waits until the next write
+# or the end of the request.
+struct PrintDelivery {
+  union {
+    everyFragment @0 :Void;          # the default: each fragment print() writes (an argument, a separator,
+                                     # the end), at once: `print(1, 'x')` is four calls
+    lines @1 :Void;                  # at each newline written, everything gathered up to the last newline
+                                     # in one call; text after it waits for a newline, a switch of stream
+                                     # or the end of the request
+    interval @2 :UInt64;             # nanoseconds: everything gathered, in one call, at the first write
+                                     # when the oldest of it is this old (or older); 0 is `everyFragment`
   }
 }
 
@@ -911,7 +943,7 @@ enum PrintStream {
 # (its worker process ended during the request, so the session is empty
 # again: its next request starts a fresh worker, which a host fills by
 # opening again or loading a dump it took earlier; a dump key set with
-# `setDumpKey` carries over).
+# `setDumpKey` and a print delivery set with `setPrintDelivery` carry over).
 struct ProtocolError {
   code @0 :ErrorCode;
   message @1 :Text;                  # for people; match on `code`

@@ -63,7 +63,7 @@ cargo test --locked
 step "Rust tests of the C ABI, every session isolated"
 MONTY_WIRE_TEST_ISOLATED=1 cargo test --locked --test ffi_run --test ffi_repl --test error_codes \
   --test ffi_safety --test invalid_values --test mounts --test os_paths --test memory_limit \
-  --test skip_type_check
+  --test skip_type_check --test print_delivery
 
 # The stack tests again in an optimised build, whose frames differ from a
 # debug build's; without the default features, so no optimised type checker

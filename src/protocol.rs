@@ -79,6 +79,32 @@ pub enum Request {
     /// Seal dumps with HMAC-SHA256 under this key, and accept only dumps
     /// sealed with it; an empty key turns sealing off.
     SetDumpKey(Vec<u8>),
+    /// How live print output reaches the session's print sink, from the
+    /// next request on; the session keeps it for its life.
+    SetPrintDelivery(PrintDelivery),
+}
+
+/// How often a session hands print output to its live print sink (see
+/// [`crate::session::PrintSink`]). It changes how many calls the sink gets
+/// and how much text each carries, never the text, its order or its stream,
+/// nor a response's `output`.
+///
+/// Output is gathered per stream: a write to the other stream first
+/// delivers what was gathered for the first, and everything gathered is
+/// delivered before the request's response is made. There is no timer: the
+/// clock is read only when `print()` writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PrintDelivery {
+    /// Each fragment `print()` writes (an argument, a separator, the end),
+    /// at once.
+    #[default]
+    EveryFragment,
+    /// At each newline written, everything gathered up to the last newline,
+    /// in one call.
+    Lines,
+    /// Everything gathered, in one call, at the first write when the oldest
+    /// of it is this old; zero is [`PrintDelivery::EveryFragment`].
+    Interval(Duration),
 }
 
 /// Everything needed to open a REPL session.

@@ -355,6 +355,33 @@ fn print_output_streams_through_the_callback_in_order() {
     assert_eq!(*seen, "0:a0: 0:10:\n1:b1:\n");
 }
 
+/// A fresh worker gets the session's print delivery again: after a crash,
+/// a line is still one call.
+#[test]
+fn a_fresh_worker_keeps_the_print_delivery() {
+    let _serial = serial();
+    let host = Host::isolated();
+    let mut seen = Box::new(String::new());
+    let user_data = (&raw mut *seen).cast::<c_void>();
+    // SAFETY: as in the test above.
+    let status = unsafe { monty_wire_set_print_callback(host.handle, Some(collect_print), user_data) };
+    assert_eq!(status, MONTY_WIRE_OK);
+    let lines = Request::SetPrintDelivery(monty_wire::protocol::PrintDelivery::Lines);
+    assert!(matches!(host.send(&lines).outcome, Outcome::Ok));
+    let mut overflow = OpenRun::new("1");
+    overflow.script_name = STACK_OVERFLOW_SCRIPT_NAME.to_owned();
+    expect_code(
+        host.send(&Request::OpenRun(Box::new(overflow))),
+        ErrorCode::WorkerCrashed,
+    );
+    let response = run(&host, "print('a', 1)\nprint('b', 2)", ResourceLimits::default());
+    complete(response);
+    // SAFETY: a null callback.
+    let status = unsafe { monty_wire_set_print_callback(host.handle, None, std::ptr::null_mut()) };
+    assert_eq!(status, MONTY_WIRE_OK);
+    assert_eq!(*seen, "0:a 1\n0:b 2\n");
+}
+
 #[test]
 fn a_worker_that_cannot_start_is_reported_and_retried() {
     let path = std::ffi::CString::new("/nonexistent/monty-wire").unwrap();

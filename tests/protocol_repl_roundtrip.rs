@@ -14,8 +14,8 @@ use monty_wire::{
     codec::WireMessage,
     decode_request, decode_response, encode_request, encode_response,
     protocol::{
-        Diagnostic, Feed, OpenRepl, Outcome, Request, Response, Severity, TypeCheck, TypeCheckOptions, TypeCheckReport,
-        Usage,
+        Diagnostic, Feed, OpenRepl, Outcome, PrintDelivery, Request, Response, Severity, TypeCheck, TypeCheckOptions,
+        TypeCheckReport, Usage,
     },
     schema::monty_wire_capnp as wire,
 };
@@ -108,6 +108,14 @@ fn repl_requests_round_trip() {
     });
     assert_request_round_trips(&Request::SetDumpKey(b"secret".to_vec()));
     assert_request_round_trips(&Request::SetDumpKey(Vec::new()));
+    for delivery in [
+        PrintDelivery::EveryFragment,
+        PrintDelivery::Lines,
+        PrintDelivery::Interval(Duration::from_millis(16)),
+        PrintDelivery::Interval(Duration::from_nanos(u64::MAX)),
+    ] {
+        assert_request_round_trips(&Request::SetPrintDelivery(delivery));
+    }
     for format in FORMATS {
         assert_request_round_trips(&Request::TypeCheck(Box::new(TypeCheck {
             code: "fetch(1)".into(),

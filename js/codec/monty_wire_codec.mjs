@@ -1619,7 +1619,7 @@ export const Request_BYTES = 16;
 export function Request_newRoot(b) {
   return b.initRoot(1, 1);
 }
-export const Request_Which = Object.freeze({ openRun: 0, run: 1, start: 2, resumeCall: 3, resumeOsCall: 4, resumeNameLookup: 5, resolveFutures: 6, abort: 7, setLimits: 8, dumpProgram: 9, loadProgram: 10, openRepl: 11, feedRun: 12, feedStart: 13, detectContinuation: 14, listFunctions: 15, callFunction: 16, dumpSession: 17, loadSession: 18, typeCheck: 19, setDumpKey: 20 });
+export const Request_Which = Object.freeze({ openRun: 0, run: 1, start: 2, resumeCall: 3, resumeOsCall: 4, resumeNameLookup: 5, resolveFutures: 6, abort: 7, setLimits: 8, dumpProgram: 9, loadProgram: 10, openRepl: 11, feedRun: 12, feedStart: 13, detectContinuation: 14, listFunctions: 15, callFunction: 16, dumpSession: 17, loadSession: 18, typeCheck: 19, setDumpKey: 20, setPrintDelivery: 21 });
 export const Request_WHICH_AT = 0;
 export function Request_which(s) {
   return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
@@ -1825,6 +1825,47 @@ export function Request_setDumpKey(s) {
 export function Request_set_setDumpKey(b, s, v) {
   b.view.setUint16(s + 0, 20, true);
   b.setData(s + 8, v);
+}
+export function Request_setPrintDelivery(s, out = new StructReader()) {
+  if (s.pc > 0) return readStruct(s.r, s.p + 0, out);
+  out.r = s.r;
+  out.d = out.p = s.d;
+  out.ds = out.pc = 0;
+  return out;
+}
+export function Request_init_setPrintDelivery(b, s) {
+  b.view.setUint16(s + 0, 21, true);
+  return b.initStruct(s + 8, 2, 0);
+}
+
+// --- PrintDelivery
+export const PrintDelivery_DATA_WORDS = 2;
+export const PrintDelivery_POINTERS = 0;
+export const PrintDelivery_BYTES = 16;
+export function PrintDelivery_newRoot(b) {
+  return b.initRoot(2, 0);
+}
+export const PrintDelivery_Which = Object.freeze({ everyFragment: 0, lines: 1, interval: 2 });
+export const PrintDelivery_WHICH_AT = 0;
+export function PrintDelivery_which(s) {
+  return s.ds >= 2 ? s.r.view.getUint16(s.d + 0, true) : 0;
+}
+export function PrintDelivery_set_everyFragment(b, s) {
+  b.view.setUint16(s + 0, 0, true);
+}
+export function PrintDelivery_set_lines(b, s) {
+  b.view.setUint16(s + 0, 1, true);
+}
+export const PrintDelivery_interval_AT = 8;
+export function PrintDelivery_interval(s) {
+  return s.ds >= 16 ? s.r.view.getBigUint64(s.d + 8, true) : 0n;
+}
+export function PrintDelivery_interval_number(s) {
+  return s.ds >= 16 ? readUint64Number(s.r.view, s.d + 8) : 0;
+}
+export function PrintDelivery_set_interval(b, s, v) {
+  b.view.setUint16(s + 0, 2, true);
+  writeUint64(b.view, s + 8, v);
 }
 
 // --- OpenRun

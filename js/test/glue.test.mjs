@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import binaryen from "binaryen";
+import * as C from "../codec/monty_wire_codec.mjs";
 import * as glue from "../monty_wire.mjs";
 import { check, eq, scenarios } from "./scenarios.mjs";
 
@@ -177,6 +178,36 @@ test("WASI: addresses past 2 GiB, no preopens, character devices, ENOSYS, proc_e
   check(trap instanceof glue.MontyWireTrapped, `proc_exit surfaces as MontyWireTrapped (${trap})`);
   check(trap.cause instanceof glue.WasiExit && trap.cause.exitCode === 7, `its cause is WasiExit(7) (${trap.cause})`);
   check(wire.dead && session.closed, "the instance is dead");
+});
+
+test("printDeliveryRequest writes the setPrintDelivery request the codec reads", () => {
+  const max = 2n ** 64n - 1n;
+  for (const [delivery, arm, nanos] of [
+    [0, "everyFragment", 0n],
+    ["lines", "lines", 0n],
+    [16, "interval", 16_000_000n],
+    [0.5, "interval", 500_000n],
+    [1e9, "interval", 10n ** 15n],
+    [2 ** 40, "interval", 2n ** 40n * 1_000_000n],
+    [1e14, "interval", 10n ** 20n > max ? max : 10n ** 20n],
+    [Infinity, "interval", max],
+  ]) {
+    const bytes = glue.printDeliveryRequest(delivery);
+    const root = new C.Reader(bytes).root();
+    eq(C.Request_which(root), C.Request_Which.setPrintDelivery, `${delivery}: a setPrintDelivery request`);
+    const pd = C.Request_setPrintDelivery(root);
+    eq(C.PrintDelivery_which(pd), C.PrintDelivery_Which[arm], `${delivery}: ${arm}`);
+    eq(C.PrintDelivery_interval(pd), nanos, `${delivery}: the interval in nanoseconds`);
+  }
+  for (const bad of ["words", -1, Number.NaN, "16", null, undefined, {}]) {
+    let error = null;
+    try {
+      glue.printDeliveryRequest(bad);
+    } catch (e) {
+      error = e;
+    }
+    check(error instanceof TypeError, `${String(bad)} is refused`);
+  }
 });
 
 test("refuses a module that is not a monty-wire reactor", async () => {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import * as C from "../codec/monty_wire_codec.mjs";
+import { printDeliveryRequest } from "../monty_wire.mjs";
 import { MontyWireError, MontyWireTerminated, MontyWireWorker } from "../monty_wire_worker.mjs";
 import * as P from "./protocol.mjs";
 
@@ -109,7 +110,7 @@ test("worker in Node: the deadline derived from the session's time limits kills 
     const error = protocolError(await session.dispatch(P.run()));
     const elapsed = performance.now() - started;
     assert.equal(error?.code, "deadlineExceeded");
-    assert.match(error.message, /deadline of 400 ms \(the session's time limit of 100 ms plus a grace of 300 ms\)/);
+    assert.match(error.message, /deadline of 400 ms \(the session's time limit and sleeps, 100 ms, plus a grace of 300 ms\)/);
     assert.ok(elapsed < 30_000, `killed early (${elapsed.toFixed(0)} ms)`);
     // Requests that run no Python are not bound by it; the fresh session has no limits.
     await ok(session, P.openRun("'fine'"));
@@ -224,6 +225,57 @@ test("worker in Node: a session's dump key carries over to the fresh worker", as
     assert.equal(protocolError(await keyed.dispatch(load())).code, "invalidDump", "and still has its key after the kill");
     const keyless = await host.openSession();
     assert.equal(P.which(P.response(await keyless.dispatch(load()))), "ok", "a session with no key loads it");
+  } finally {
+    host.terminate();
+  }
+});
+
+test("worker in Node: printDelivery posts output in batches, before the response, and carries over to the fresh worker", async () => {
+  const host = await MontyWireWorker.create({ wasm });
+  try {
+    const printed = [];
+    let answered = false;
+    const onPrint = (stream, text) => {
+      assert.ok(!answered, "no output arrives after its response");
+      printed.push([stream, text]);
+    };
+    // A REPL: opened again after each kill, which empties it.
+    const openRepl = (session) => ok(session, request((b, r) => C.Request_init_openRepl(b, r)));
+    const feed = (code) => request((b, r) => C.Feed_set_code(b, C.Request_init_feedRun(b, r), code));
+    const snippet = "import sys\nfor i in range(3):\n    print(i, 'x')\nprint('err', end='', file=sys.stderr)\nprint('tail', end='')";
+    const printOnce = async (session) => {
+      answered = false;
+      const response = P.response(await session.dispatch(feed(snippet)));
+      answered = true;
+      assert.deepEqual(P.output(response), [["stdout", "0 x\n1 x\n2 x\n"], ["stderr", "err"], ["stdout", "tail"]]);
+      return printed.splice(0);
+    };
+    const lines = [["stdout", "0 x\n"], ["stdout", "1 x\n"], ["stdout", "2 x\n"], ["stderr", "err"], ["stdout", "tail"]];
+    const session = await host.openSession({ onPrint, printDelivery: "lines" });
+    await openRepl(session);
+    assert.deepEqual(await printOnce(session), lines, "one message a line");
+
+    // Killed: the fresh worker opens the session again with its delivery.
+    assert.equal(protocolError(await session.dispatch(feed("while True:\n    pass"), { timeout: 300 })).code, "deadlineExceeded");
+    await openRepl(session);
+    assert.deepEqual(await printOnce(session), lines, "still one message a line in the fresh worker");
+
+    // One the host sends itself is kept too.
+    await ok(session, printDeliveryRequest(Infinity));
+    const gathered = [["stdout", "0 x\n1 x\n2 x\n"], ["stderr", "err"], ["stdout", "tail"]];
+    assert.deepEqual(await printOnce(session), gathered, "gathered until a switch of stream or the end");
+    const running = session.dispatch(feed("while True:\n    pass"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    session.cancel();
+    assert.equal(protocolError(await running).code, "cancelled");
+    await openRepl(session);
+    assert.deepEqual(await printOnce(session), gathered, "and kept after the kill");
+
+    // Every fragment, the default: a message each (empty ones are never written).
+    const fragments = await host.openSession({ onPrint });
+    await openRepl(fragments);
+    assert.equal((await printOnce(fragments)).length, 14, "a message a fragment");
+    await assert.rejects(host.openSession({ printDelivery: "words" }), TypeError);
   } finally {
     host.terminate();
   }

@@ -132,6 +132,87 @@ export const scenarios = [
     },
   },
   {
+    name: "printDelivery: lines and an interval gather print output; order and the response are unchanged",
+    async run({ load, printDeliveryRequest, MontyWireError }) {
+      const wire = await load();
+      const code =
+        "import sys\nfor i in range(3):\n    print(i, 'x')\nprint('a\\nb', end='')\nprint('err', end='', file=sys.stderr)\nprint('tail', end='')\n'done'";
+      const outputOf = [
+        ["stdout", "0 x\n1 x\n2 x\na\nb"],
+        ["stderr", "err"],
+        ["stdout", "tail"],
+      ];
+      const expected = new Map([
+        [0, null], // every fragment: checked below
+        [
+          "lines",
+          [
+            ["stdout", "0 x\n"],
+            ["stdout", "1 x\n"],
+            ["stdout", "2 x\n"],
+            ["stdout", "a\n"],
+            ["stdout", "b"],
+            ["stderr", "err"],
+            ["stdout", "tail"],
+          ],
+        ],
+        // No interval passes during the run: a switch of stream and the end deliver.
+        [Infinity, outputOf],
+        [3_600_000, outputOf],
+      ]);
+      for (const [printDelivery, calls] of expected) {
+        const live = [];
+        let dispatching = false;
+        const session = wire.openSession({
+          onPrint(stream, text) {
+            check(dispatching, "onPrint is called during dispatch");
+            live.push([stream, text]);
+          },
+          printDelivery,
+        });
+        open(session, code);
+        dispatching = true;
+        const resp = expectArm(send(session, P.run()), "complete");
+        dispatching = false;
+        eq(P.output(resp), outputOf, `response output (${printDelivery})`);
+        if (calls === null) {
+          eq(live.length, 15, "every fragment (four per print(i, 'x'), and no empty one)");
+          eq(live.map(([, t]) => t).join(""), "0 x\n1 x\n2 x\na\nberrtail", "every fragment's text");
+        } else {
+          eq(live, calls, `calls of onPrint (${printDelivery})`);
+        }
+        session.close();
+      }
+      // A host may send the request itself, in any state.
+      const session = wire.openSession();
+      const live = [];
+      session.onPrint = (stream, text) => live.push([stream, text]);
+      expectArm(send(session, printDeliveryRequest("lines")), "ok");
+      open(session, "print(1, 2)\nprint(3, 4)");
+      expectArm(send(session, printDeliveryRequest(0)), "ok");
+      expectArm(send(session, P.run()), "complete");
+      eq(live.length, 8, "back to every fragment");
+      live.length = 0;
+      expectArm(send(session, printDeliveryRequest("lines")), "ok");
+      expectArm(send(session, P.run()), "complete");
+      eq(live, [["stdout", "1 2\n"], ["stdout", "3 4\n"]], "lines again");
+      session.close();
+      // Anything else is refused before a session opens.
+      const before = wire.sessionCount;
+      for (const bad of ["words", -1, Number.NaN, "16", null, {}]) {
+        let error = null;
+        try {
+          wire.openSession({ printDelivery: bad });
+        } catch (e) {
+          error = e;
+        }
+        check(error instanceof TypeError, `printDelivery ${String(bad)} is refused with a TypeError (${error})`);
+      }
+      eq(wire.sessionCount, before, "no session was left open");
+      check(MontyWireError !== undefined, "the glue's error class is there");
+    },
+  },
+  {
     name: "guards: onPrint cannot re-enter or kill the instance; a response view can be sent back",
     async run({ load, MontyWireError }) {
       const wire = await load();

@@ -53,7 +53,12 @@ use crate::{
 
 /// Receives print output while code runs: `stream` is 0 for stdout and 1 for
 /// stderr, and `text` is `len` bytes of UTF-8 (not NUL-terminated) that are
-/// valid only during the call.
+/// valid only during the call. Each call carries one fragment `print()`
+/// wrote (an argument, a separator, the end), or, once the session has
+/// taken a `setPrintDelivery` request, what it gathered of one stream:
+/// whole lines, or what an interval gathered. Either way the calls come in
+/// the order the text was written, and all of a request's output has come
+/// before `monty_wire_dispatch` returns.
 pub type MontyWirePrintCallback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, stream: u32, text: *const u8, len: usize)>;
 
@@ -82,8 +87,9 @@ pub extern "C" fn monty_wire_protocol_version() -> u32 {
 
 /// Opens an empty session and returns its handle (never 0). Its first
 /// request opens or loads a run or a REPL (`openRun`, `loadProgram`,
-/// `openRepl`, `loadSession`); `typeCheck`, `detectContinuation` and
-/// `setDumpKey` are accepted in any state, even empty. Close it with
+/// `openRepl`, `loadSession`); `typeCheck`, `detectContinuation`,
+/// `setDumpKey` and `setPrintDelivery` are accepted in any state, even
+/// empty. Close it with
 /// [`monty_wire_session_close`].
 #[unsafe(no_mangle)]
 pub extern "C" fn monty_wire_session_open() -> MontyWireSession {
@@ -266,8 +272,9 @@ impl HostPrintCallback {
 }
 
 /// Registers a callback that receives print output while code runs, for
-/// hosts that show it live; `callback` null removes it. Output is also in
-/// every response either way. Returns [`MONTY_WIRE_OK`],
+/// hosts that show it live; `callback` null removes it. How often it is
+/// called is the session's `setPrintDelivery` (each fragment by default; see
+/// [`MontyWirePrintCallback`]). Output is also in every response either way. Returns [`MONTY_WIRE_OK`],
 /// [`MONTY_WIRE_UNKNOWN_SESSION`] or [`MONTY_WIRE_SESSION_BUSY`].
 ///
 /// # Safety

@@ -144,8 +144,9 @@ fn write_fd(fd: u32, bytes: &[u8]) {
     let _ = file.write_all(bytes);
 }
 
-/// Writes one print fragment to the host at once, on the print descriptor
-/// of its stream. Errors are ignored: live output is a courtesy, and the
+/// Writes one delivery of print output (a fragment, or what the session's
+/// `setPrintDelivery` gathered) to the host at once, on the print
+/// descriptor of its stream. Errors are ignored: live output is a courtesy, and the
 /// same text is in the response anyway.
 fn write_stdio(stream: PrintStream, text: &str) {
     let fd = match stream {
@@ -160,7 +161,9 @@ fn write_stdio(stream: PrintStream, text: &str) {
 /// While on, every fragment `print()` writes is also written with WASI
 /// `fd_write` to descriptor [`PRINT_STDOUT_FD`] (3, for stdout) or
 /// [`PRINT_STDERR_FD`] (4, for stderr) as it is printed, so the host's
-/// `fd_write` import sees it during `monty_wire_dispatch`. They are not
+/// `fd_write` import sees it during `monty_wire_dispatch`; or, once the
+/// session has taken a `setPrintDelivery` request, what it gathered of one
+/// stream, one `fd_write` a delivery. They are not
 /// descriptors 1 and 2, the module's own stdout and stderr: a panic's
 /// message goes there, and must not pass for Python output. It replaces a
 /// callback set with `monty_wire_set_print_callback`, and the other way

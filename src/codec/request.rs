@@ -1,5 +1,7 @@
 //! `Request` ⇄ the `Request` struct: what a host asks of a session.
 
+use std::time::Duration;
+
 use capnp::primitive_list;
 use monty_types::{
     MontyObject,
@@ -9,7 +11,7 @@ use monty_types::{
 use super::{
     exception::{read_exception, write_exception},
     exception_words,
-    fields::{checked_data, checked_text, unknown_arm, wire_len},
+    fields::{checked_data, checked_text, duration_nanos, unknown_arm, wire_len},
     limits::{read_limits, write_limits},
     message::DecodeContext,
     mounts::{
@@ -22,7 +24,7 @@ use super::{
 };
 use crate::{
     error::{DecodeError, EncodeError},
-    protocol::{CallResult, Feed, NameLookupResult, OpenRepl, OpenRun, Request, TypeCheck},
+    protocol::{CallResult, Feed, NameLookupResult, OpenRepl, OpenRun, PrintDelivery, Request, TypeCheck},
     schema::monty_wire_capnp as wire,
 };
 
@@ -82,6 +84,14 @@ pub fn write_request(request: &Request, mut b: wire::request::Builder<'_>) -> Re
         }
         Request::TypeCheck(check) => write_type_check(check, b.init_type_check())?,
         Request::SetDumpKey(key) => b.set_set_dump_key(checked_data(key, "dump key")?),
+        Request::SetPrintDelivery(delivery) => {
+            let mut out = b.init_set_print_delivery();
+            match delivery {
+                PrintDelivery::EveryFragment => out.set_every_fragment(()),
+                PrintDelivery::Lines => out.set_lines(()),
+                PrintDelivery::Interval(every) => out.set_interval(duration_nanos(*every)),
+            }
+        }
     }
     Ok(())
 }
@@ -254,7 +264,8 @@ pub(crate) fn estimated_words(request: &Request) -> usize {
         | Request::SetLimits(_)
         | Request::DumpProgram
         | Request::ListFunctions
-        | Request::DumpSession => 32,
+        | Request::DumpSession
+        | Request::SetPrintDelivery(_) => 32,
     };
     16 + payload
 }
@@ -349,6 +360,14 @@ pub fn read_request(r: wire::request::Reader<'_>, ctx: &mut DecodeContext) -> Re
                 }))
             }
             Which::SetDumpKey(key) => Request::SetDumpKey(ctx.data(key)?),
+            Which::SetPrintDelivery(delivery) => {
+                use wire::print_delivery::Which as Delivery;
+                Request::SetPrintDelivery(match delivery?.which().map_err(|e| unknown_arm("PrintDelivery", e))? {
+                    Delivery::EveryFragment(()) => PrintDelivery::EveryFragment,
+                    Delivery::Lines(()) => PrintDelivery::Lines,
+                    Delivery::Interval(nanos) => PrintDelivery::Interval(Duration::from_nanos(nanos)),
+                })
+            }
         },
     )
 }

@@ -36,7 +36,7 @@ use crate::{
     codec::{DecodeLimits, WireMessage, decode_request, encode_response},
     dump::{self, DumpKey},
     error::EncodeError,
-    protocol::{CallResult, ErrorCode, OsCallEvent, Outcome, ProtocolError, Request, Response, Usage},
+    protocol::{CallResult, ErrorCode, OsCallEvent, Outcome, PrintDelivery, ProtocolError, Request, Response, Usage},
 };
 
 /// Opening a run with this script name panics inside the engine, so tests
@@ -72,6 +72,8 @@ fn overflow_the_stack(depth: u64) -> u64 {
 pub struct Session {
     state: State,
     print_sink: Option<PrintSink>,
+    /// How print output reaches `print_sink` (`setPrintDelivery`).
+    print_delivery: PrintDelivery,
     /// Interpreter time over the session's life.
     elapsed: Duration,
     decode_limits: DecodeLimits,
@@ -98,6 +100,7 @@ enum State {
 /// What dispatch needs from the session besides its state.
 struct Context<'a> {
     dump_key: &'a mut DumpKey,
+    print_delivery: &'a mut PrintDelivery,
     /// Dumps are read within the same limits as the requests that carry them.
     decode_limits: &'a DecodeLimits,
     local: &'a mut LocalOs,
@@ -159,6 +162,7 @@ impl Session {
         Self {
             state: State::Empty,
             print_sink: None,
+            print_delivery: PrintDelivery::default(),
             elapsed: Duration::ZERO,
             decode_limits: limits,
             dump_key: DumpKey::default(),
@@ -171,7 +175,8 @@ impl Session {
     }
 
     /// Sends print output to `sink` as it is written, as well as into each
-    /// response; `None` stops that.
+    /// response; `None` stops that. How often `sink` is called is the
+    /// session's [`PrintDelivery`] (`setPrintDelivery`).
     pub fn set_print_sink(&mut self, sink: Option<PrintSink>) {
         self.print_sink = sink;
     }
@@ -283,12 +288,13 @@ impl Session {
     /// Handles a request whose wall time started at `started`.
     fn handle_since(&mut self, request: Request, started: Instant) -> Response {
         let mut turn = Turn {
-            output: TurnOutput::new(self.print_sink.as_mut()),
+            output: TurnOutput::new(self.print_sink.as_mut(), self.print_delivery),
             exec: Duration::ZERO,
         };
         let state = &mut self.state;
         let mut context = Context {
             dump_key: &mut self.dump_key,
+            print_delivery: &mut self.print_delivery,
             decode_limits: &self.decode_limits,
             local: &mut self.local,
             #[cfg(feature = "type-check")]
@@ -315,7 +321,9 @@ impl Session {
             }
         };
         let exec = turn.exec;
-        let output = turn.output.into_segments();
+        // Whatever is still gathered reaches the sink before the response
+        // is made.
+        let output = turn.output.finish();
         self.elapsed += exec;
         if let Some(flight) = self.flight_mut() {
             flight.elapsed += exec;
@@ -455,6 +463,10 @@ fn dispatch(
         }
         Request::SetDumpKey(key) => {
             *context.dump_key = DumpKey::new(key);
+            return Ok(Outcome::Ok);
+        }
+        Request::SetPrintDelivery(delivery) => {
+            *context.print_delivery = delivery;
             return Ok(Outcome::Ok);
         }
         #[cfg(feature = "type-check")]

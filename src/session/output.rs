@@ -1,24 +1,36 @@
 //! Print output of one request: collected as ordered (stream, text)
 //! segments for the response, and handed to the host's live sink as it is
-//! written.
+//! written, fragment by fragment or gathered (see [`PrintDelivery`]).
 
-use std::borrow::Cow;
+use std::{borrow::Cow, time::Instant};
 
 use monty_types::{DEFAULT_MAX_PRINT_COLLECT_BYTES, ExcType, MontyException, PrintStream, PrintWriterCallback};
 
-use crate::protocol::PrintSegment;
+use crate::protocol::{PrintDelivery, PrintSegment};
 
 /// Where print output goes while code runs, for hosts that show it live.
 ///
-/// It receives every fragment `print()` writes (an argument, a separator, a
-/// newline), in order. The same text is also in the response.
+/// It receives the text `print()` writes, in order: each fragment (an
+/// argument, a separator, a newline) by default, or gathered as the
+/// session's [`PrintDelivery`] says, every call carrying text of one stream.
+/// It never receives empty text when output is gathered. The same text is
+/// also in the response.
 pub type PrintSink = Box<dyn FnMut(PrintStream, &str) + Send>;
 
 /// The print output of one request.
+///
+/// Gathered text is never copied: it is the tail of the last segment, from
+/// `delivered` on, since a write to the other stream delivers the rest of
+/// the last segment before it starts a new one.
 pub(crate) struct TurnOutput<'s> {
     segments: Vec<PrintSegment>,
     bytes: usize,
     sink: Option<&'s mut PrintSink>,
+    delivery: PrintDelivery,
+    /// Bytes of the last segment the sink has had (gathering modes only).
+    delivered: usize,
+    /// When the oldest text not yet delivered was written (`Interval` only).
+    oldest: Option<Instant>,
 }
 
 impl<'s> TurnOutput<'s> {
@@ -26,15 +38,25 @@ impl<'s> TurnOutput<'s> {
     /// past this, `print()` raises `MemoryError` in the sandbox.
     pub(crate) const MAX_BYTES: usize = DEFAULT_MAX_PRINT_COLLECT_BYTES;
 
-    pub(crate) fn new(sink: Option<&'s mut PrintSink>) -> Self {
+    pub(crate) fn new(sink: Option<&'s mut PrintSink>, delivery: PrintDelivery) -> Self {
+        let delivery = match delivery {
+            PrintDelivery::Interval(every) if every.is_zero() => PrintDelivery::EveryFragment,
+            delivery => delivery,
+        };
         Self {
             segments: Vec::new(),
             bytes: 0,
             sink,
+            delivery,
+            delivered: 0,
+            oldest: None,
         }
     }
 
-    pub(crate) fn into_segments(self) -> Vec<PrintSegment> {
+    /// Delivers whatever is still gathered, and returns the request's
+    /// output for its response.
+    pub(crate) fn finish(mut self) -> Vec<PrintSegment> {
+        self.deliver_gathered(usize::MAX);
         self.segments
     }
 
@@ -46,19 +68,68 @@ impl<'s> TurnOutput<'s> {
             ));
         }
         self.bytes += text.len();
-        if let Some(sink) = self.sink.as_mut() {
-            sink(stream, text);
-        }
+        let gathering = match (self.sink.as_mut(), self.delivery) {
+            (None, _) => false,
+            (Some(sink), PrintDelivery::EveryFragment) => {
+                sink(stream, text);
+                false
+            }
+            (Some(_), _) => true,
+        };
         // Consecutive writes to one stream form one segment, so a response
         // has as many segments as the output has stream switches.
         match self.segments.last_mut() {
             Some(last) if last.stream == stream => last.text.push_str(text),
-            _ => self.segments.push(PrintSegment {
-                stream,
-                text: text.to_owned(),
-            }),
+            _ => {
+                if gathering {
+                    // The other stream's text goes first.
+                    self.deliver_gathered(usize::MAX);
+                    self.delivered = 0;
+                }
+                self.segments.push(PrintSegment {
+                    stream,
+                    text: text.to_owned(),
+                });
+            }
+        }
+        if gathering {
+            match self.delivery {
+                PrintDelivery::Lines => {
+                    if let Some(newline) = text.rfind('\n') {
+                        let len = self.segments.last().map_or(0, |last| last.text.len());
+                        self.deliver_gathered(len - text.len() + newline + 1);
+                    }
+                }
+                PrintDelivery::Interval(every) => {
+                    let now = Instant::now();
+                    let oldest = *self.oldest.get_or_insert(now);
+                    if now.duration_since(oldest) >= every {
+                        self.deliver_gathered(usize::MAX);
+                    }
+                }
+                PrintDelivery::EveryFragment => {}
+            }
         }
         Ok(())
+    }
+
+    /// Hands the sink the gathered text of the last segment up to byte
+    /// `end` (clamped to its length), if there is any.
+    fn deliver_gathered(&mut self, end: usize) {
+        let (Some(sink), Some(last)) = (self.sink.as_mut(), self.segments.last()) else {
+            return;
+        };
+        if matches!(self.delivery, PrintDelivery::EveryFragment) {
+            return;
+        }
+        let end = end.min(last.text.len());
+        if end > self.delivered {
+            sink(last.stream, &last.text[self.delivered..end]);
+            self.delivered = end;
+        }
+        if self.delivered == last.text.len() {
+            self.oldest = None;
+        }
     }
 
     fn append_char(&mut self, stream: PrintStream, c: char) -> Result<(), MontyException> {

@@ -6,8 +6,8 @@
 //! boundary adds are new (`workerUnavailable`, `workerCrashed`,
 //! `deadlineExceeded`, `cancelled`). After the last three its worker is gone
 //! and the session is empty: the next request runs in a fresh worker, which
-//! gets the session's dump key and print streaming again, so the host can
-//! open anew or load a dump it took earlier.
+//! gets the session's dump key, print delivery and print streaming again, so
+//! the host can open anew or load a dump it took earlier.
 
 use std::{
     path::PathBuf,
@@ -61,6 +61,8 @@ enum Kind {
     RunsPython,
     /// `setDumpKey`: a fresh worker gets it again.
     SetDumpKey,
+    /// `setPrintDelivery`: a fresh worker gets it again.
+    SetPrintDelivery,
     Other,
 }
 
@@ -89,6 +91,7 @@ impl Kind {
                 | Which::CallFunction(_),
             ) => Self::RunsPython,
             Ok(Which::SetDumpKey(_)) => Self::SetDumpKey,
+            Ok(Which::SetPrintDelivery(_)) => Self::SetPrintDelivery,
             _ => Self::Other,
         }
     }
@@ -115,6 +118,8 @@ pub struct IsolatedSession {
     print_sink: Option<PrintSink>,
     /// The last `setDumpKey` request the worker accepted, for its successor.
     dump_key: Option<Vec<u8>>,
+    /// The last `setPrintDelivery` request the worker accepted, likewise.
+    print_delivery: Option<Vec<u8>>,
 }
 
 impl IsolatedSession {
@@ -137,6 +142,7 @@ impl IsolatedSession {
             running: Arc::default(),
             print_sink: None,
             dump_key: None,
+            print_delivery: None,
         };
         // Failing here is reported by the first request.
         let _ = session.ensure_worker();
@@ -152,6 +158,7 @@ impl IsolatedSession {
             running: Arc::default(),
             print_sink: None,
             dump_key: None,
+            print_delivery: None,
         }
     }
 
@@ -171,10 +178,14 @@ impl IsolatedSession {
         if self.worker.is_none() {
             let binary = self.binary.as_ref().map_err(|why| unavailable(why.clone()))?;
             let mut worker = pool::checkout(binary).map_err(unavailable)?;
-            if let Some(key) = &self.dump_key {
-                let answer = worker.exchange(key, None).map_err(|e| unavailable(e.to_string()))?;
+            // The settings a session keeps for its life, as the old worker
+            // had them.
+            let settings = [(&self.dump_key, "dump key"), (&self.print_delivery, "print delivery")];
+            for (request, what) in settings {
+                let Some(request) = request else { continue };
+                let answer = worker.exchange(request, None).map_err(|e| unavailable(e.to_string()))?;
                 if !is_ok(capnp::Word::words_to_bytes(&answer)) {
-                    return Err(unavailable("a new worker refused the session's dump key".to_owned()));
+                    return Err(unavailable(format!("a new worker refused the session's {what}")));
                 }
             }
             self.worker = Some(worker);
@@ -222,8 +233,12 @@ impl IsolatedSession {
         match answer {
             Ok(words) if control.ended_by().is_none() => {
                 let response = WireMessage::from_words(words);
-                if kind == Kind::SetDumpKey && is_ok(response.as_bytes()) {
-                    self.dump_key = Some(request.to_vec());
+                if is_ok(response.as_bytes()) {
+                    match kind {
+                        Kind::SetDumpKey => self.dump_key = Some(request.to_vec()),
+                        Kind::SetPrintDelivery => self.print_delivery = Some(request.to_vec()),
+                        Kind::RunsPython | Kind::Other => {}
+                    }
                 }
                 response
             }
