@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from conftest import PRINT_CALLBACK, ROOT, read_arguments, read_value, schema
+from conftest import PRINT_CALLBACK, ROOT, open_session, read_arguments, read_value, schema
 
 MONTY_WIRE_OK, MONTY_WIRE_UNKNOWN_SESSION, MONTY_WIRE_SESSION_BUSY = 0, -1, -2
 
@@ -112,9 +112,8 @@ class PrintForwarder:
 
 
 @pytest.fixture
-def session(lib):
-    handle = lib.monty_wire_session_open()
-    assert handle != 0
+def session(lib, session_kind):
+    handle = open_session(lib, session_kind)
     yield handle
     lib.monty_wire_session_close(handle)
 
@@ -124,9 +123,9 @@ def session(lib):
 # ---------------------------------------------------------------------------
 
 
-def test_one_run_start_to_finish(lib):
+def test_one_run_start_to_finish(lib, session_kind):
     """`runWithLookup`: open, openRun, start, a host call answered, complete, close."""
-    session = lib.monty_wire_session_open()
+    session = open_session(lib, session_kind)
     printer = PrintForwarder(lib, session)
     assert printer.install() == MONTY_WIRE_OK
 
@@ -198,8 +197,8 @@ def test_replacing_the_callback_from_inside_it_is_refused_as_busy(session, lib):
     assert replacement.uninstall() == MONTY_WIRE_OK
 
 
-def test_a_session_closed_from_another_thread_as_a_finalizer_does(lib):
-    handle = lib.monty_wire_session_open()
+def test_a_session_closed_from_another_thread_as_a_finalizer_does(lib, session_kind):
+    handle = open_session(lib, session_kind)
     statuses = []
     finalizer = threading.Thread(target=lambda: statuses.append(lib.monty_wire_session_close(handle)))
     finalizer.start()
