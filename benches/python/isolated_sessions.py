@@ -17,6 +17,9 @@ sample by sample:
   compiling the program to its result; the session is opened before and
   closed after the timing.
 
+Each sample runs every contender once, starting with a different one each
+time; Python's garbage collector does not run during a timing.
+
 monty-wire in process is measured too, for reference. The monty-wire host is
 the one the tests use (tests/python/conftest.py), trimmed to what these
 programs need: requests built with pycapnp, handed to monty_wire_dispatch,
@@ -283,22 +286,40 @@ def main(argv):
         pm_turn_loop_lookup(pool)
         time.sleep(1.0)
 
-        cold = {"wire_isolated": [], "wire_in_process": [], "pm": []}
-        for _ in range(args.cold_samples):
-            gc.collect()
-            cold["wire_isolated"].append(timed(wire_cold, wire, True))
-            cold["pm"].append(timed(pm_cold, pool))
-            cold["wire_in_process"].append(timed(wire_cold, wire, False))
+        # Each sample runs the three in turn, starting with a different one
+        # each time, so no one always runs first (or right after another).
+        # The collector runs between samples, not during them.
+        contenders = [
+            ("wire_isolated", lambda: wire_cold(wire, True)),
+            ("pm", lambda: pm_cold(pool)),
+            ("wire_in_process", lambda: wire_cold(wire, False)),
+        ]
+        cold = {name: [] for name, _ in contenders}
+        gc.disable()
+        for sample in range(args.cold_samples):
+            if sample % 50 == 0:
+                gc.collect()
+            for k in range(len(contenders)):
+                name, run = contenders[(sample + k) % len(contenders)]
+                cold[name].append(timed(run))
+        gc.enable()
 
-        loop = {name: [] for name in ("wire_isolated", "wire_in_process", "pm_resume", "pm_lookup", "lib_isolated", "lib_in_process")}
-        for _ in range(args.loop_samples):
-            gc.collect()
-            loop["wire_isolated"].append(wire_turn_loop(wire, True))
-            loop["pm_resume"].append(pm_turn_loop_resume(pool))
-            loop["pm_lookup"].append(pm_turn_loop_lookup(pool))
-            loop["wire_in_process"].append(wire_turn_loop(wire, False))
-            loop["lib_isolated"].append(wire_turn_loop_library_only(wire, True))
-            loop["lib_in_process"].append(wire_turn_loop_library_only(wire, False))
+        loops = [
+            ("wire_isolated", lambda: wire_turn_loop(wire, True)),
+            ("pm_resume", lambda: pm_turn_loop_resume(pool)),
+            ("pm_lookup", lambda: pm_turn_loop_lookup(pool)),
+            ("wire_in_process", lambda: wire_turn_loop(wire, False)),
+            ("lib_isolated", lambda: wire_turn_loop_library_only(wire, True)),
+            ("lib_in_process", lambda: wire_turn_loop_library_only(wire, False)),
+        ]
+        loop = {name: [] for name, _ in loops}
+        for sample in range(args.loop_samples):
+            for k in range(len(loops)):
+                name, run = loops[(sample + k) % len(loops)]
+                gc.collect()
+                gc.disable()
+                loop[name].append(run())
+                gc.enable()
 
     c = {name: statistics.median(samples) for name, samples in cold.items()}
     t = {name: statistics.median(samples) for name, samples in loop.items()}
