@@ -198,6 +198,60 @@ pub(crate) fn write_frame(to: &mut impl Write, scratch: &mut Vec<u8>, kind: u32,
     to.flush()
 }
 
+/// How long a side of the channel polls for the next frame before it sleeps
+/// in the kernel (Unix).
+///
+/// A turn loop's frames follow each other within microseconds: the worker
+/// answers a host call's result in a few, and a host answers the next call
+/// in a few more. A process that went to sleep waiting for one pays to be
+/// woken (a scheduler round trip; on a virtual machine, an idle virtual CPU
+/// to restart), on both sides, every turn, and that was most of what an
+/// isolated turn cost over an in-process one. A wait longer than this costs
+/// this much CPU once, then sleeps as before.
+#[cfg(unix)]
+pub(crate) const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// The channel's read end on Unix: each read polls the socket for
+/// [`POLL_BEFORE_SLEEP`], then blocks. With one CPU the other side cannot
+/// run while this one polls, so it blocks at once.
+#[cfg(unix)]
+pub(crate) struct PollingReader(pub(crate) std::os::unix::net::UnixStream);
+
+#[cfg(unix)]
+impl Read for PollingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::{os::fd::AsRawFd, sync::OnceLock, time::Instant};
+        static POLL: OnceLock<bool> = OnceLock::new();
+        let poll = *POLL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1));
+        if poll {
+            let until = Instant::now() + POLL_BEFORE_SLEEP;
+            loop {
+                // SAFETY: the descriptor is this stream's own, open for the
+                // call; `buf` is writable for `buf.len()` bytes.
+                let received = unsafe {
+                    libc::recv(
+                        self.0.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if let Ok(received) = usize::try_from(received) {
+                    return Ok(received);
+                }
+                let error = io::Error::last_os_error();
+                match error.kind() {
+                    io::ErrorKind::WouldBlock if Instant::now() < until => std::hint::spin_loop(),
+                    io::ErrorKind::WouldBlock => break,
+                    io::ErrorKind::Interrupted => {}
+                    _ => return Err(error),
+                }
+            }
+        }
+        self.0.read(buf)
+    }
+}
+
 #[cfg(all(test, worker_processes))]
 mod tests {
     use super::*;
@@ -237,5 +291,26 @@ mod tests {
         put_header(&mut bytes, 77, 0);
         assert!(read_to_worker(&mut bytes.as_slice()).is_err());
         assert!(read_to_worker(&mut [].as_slice()).unwrap().is_none(), "a clean end");
+    }
+
+    /// Bytes already sent, bytes that come only after the poll gave up and
+    /// the read sleeps, and the other end closing all reach the reader.
+    #[cfg(unix)]
+    #[test]
+    fn a_polling_read_gets_early_and_late_bytes_and_the_end() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut reader = PollingReader(ours);
+        let mut buf = [0u8; 8];
+        (&theirs).write_all(b"early").unwrap();
+        assert_eq!(reader.read(&mut buf).unwrap(), 5);
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(POLL_BEFORE_SLEEP * 100);
+            (&theirs).write_all(b"late").unwrap();
+            theirs
+        });
+        assert_eq!(reader.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"late");
+        drop(late.join().unwrap());
+        assert_eq!(reader.read(&mut buf).unwrap(), 0, "the other end closed");
     }
 }

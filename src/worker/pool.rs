@@ -1,10 +1,13 @@
 //! Workers kept ready, per worker binary, so opening an isolated session
 //! does not wait for a process to start.
 //!
-//! Opening takes an idle worker and starts a replacement in the background;
-//! closing a session whose worker is healthy resets it (an empty session in
-//! the same process) and keeps it for the next, up to
-//! [`SESSIONS_PER_WORKER`]. A worker whose request was cut off (a crash, a
+//! Opening takes an idle worker; closing a session whose worker is healthy
+//! resets it (an empty session in the same process) and keeps it for the
+//! next, up to [`SESSIONS_PER_WORKER`], when a new one is started in its
+//! place. When an opening takes the last idle worker, [`PREWARMED`] more are
+//! started in the background. Replacing each worker as it is taken would
+//! start a process per session, only to end it when the session's own
+//! worker came back. A worker whose request was cut off (a crash, a
 //! deadline, a cancel) is never kept: it is gone by then.
 
 use std::{
@@ -35,11 +38,21 @@ fn lock() -> MutexGuard<'static, HashMap<PathBuf, Pool>> {
 }
 
 /// A worker for a new session: an idle one if there is one, else a new one;
-/// either way the pool is topped up in the background.
+/// a pool left without an idle or starting worker is topped up in the
+/// background.
 pub(crate) fn checkout(path: &Path) -> Result<WorkerProcess, StartError> {
     loop {
-        let idle = lock().get_mut(path).and_then(|pool| pool.idle.pop());
-        refill(path);
+        let (idle, ran_out) = {
+            let mut pools = lock();
+            let pool = pools.entry(path.to_owned()).or_default();
+            // The one idle longest: a worker just handed back may still be
+            // clearing its last session.
+            let idle = (!pool.idle.is_empty()).then(|| pool.idle.remove(0));
+            (idle, pool.idle.is_empty() && pool.starting == 0)
+        };
+        if ran_out {
+            refill(path);
+        }
         let Some(mut worker) = idle else {
             return WorkerProcess::spawn(path).map(|mut worker| {
                 worker.sessions = 1;
@@ -58,6 +71,10 @@ pub(crate) fn checkout(path: &Path) -> Result<WorkerProcess, StartError> {
 /// Takes back the worker of a session that ended with its worker healthy.
 pub(crate) fn checkin(path: &Path, mut worker: WorkerProcess) {
     if worker.sessions >= SESSIONS_PER_WORKER || worker.reset().is_err() {
+        // A retired worker's place is taken by a new one now, before an
+        // opening finds the pool short.
+        drop(worker);
+        refill(path);
         return;
     }
     let mut pools = lock();

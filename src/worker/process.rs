@@ -190,7 +190,7 @@ impl WorkerProcess {
     }
 
     /// Unix: one socket carries frames both ways, as the worker's standard
-    /// input.
+    /// input; reads poll it a moment before sleeping ([`frame::PollingReader`]).
     #[cfg(unix)]
     fn start(mut command: Command) -> io::Result<(Child, Box<dyn Read + Send>, Writer)> {
         let (ours, theirs) = Channel::pair()?;
@@ -200,7 +200,7 @@ impl WorkerProcess {
         // The command holds the worker's end until dropped: only then does
         // the worker's death close the channel.
         drop(command);
-        Ok((child, Box::new(ours.try_clone()?), Writer(ours)))
+        Ok((child, Box::new(frame::PollingReader(ours.try_clone()?)), Writer(ours)))
     }
 
     /// Elsewhere: the worker's standard input and output.

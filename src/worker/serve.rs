@@ -65,7 +65,8 @@ fn time_budget(session: &Session) -> Option<Duration> {
 }
 
 /// The frame channel: the library's end of a socket on standard input
-/// (Unix), or standard input and output (elsewhere).
+/// (Unix, read through [`frame::PollingReader`]), or standard input and
+/// output (elsewhere).
 struct Channel {
     input: Box<dyn Read>,
     output: Arc<Mutex<Box<dyn Write + Send>>>,
@@ -77,7 +78,7 @@ fn channel() -> io::Result<Channel> {
     let socket = UnixStream::from(io::stdin().as_fd().try_clone_to_owned()?);
     let output = socket.try_clone()?;
     Ok(Channel {
-        input: Box::new(io::BufReader::with_capacity(64 << 10, socket)),
+        input: Box::new(io::BufReader::with_capacity(64 << 10, frame::PollingReader(socket))),
         output: Arc::new(Mutex::new(Box::new(output))),
     })
 }

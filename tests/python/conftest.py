@@ -1,4 +1,4 @@
-"""Shared host for the pytest modules: the library's six C entry points
+"""Shared host for the pytest modules: the library's eight C entry points
 driven through ctypes, exactly as a Dart (dart:ffi) host drives them.
 
 * requests are built with pycapnp from `schema/monty_wire.capnp` alone and
@@ -6,7 +6,13 @@ driven through ctypes, exactly as a Dart (dart:ffi) host drives them.
 * each response is read in place, zero copy, from the buffer the library
   returned (a memoryview over its memory, never a copy of the bytes), turned
   into plain Python data, and the buffer is freed with
-  `monty_wire_buffer_free` once read.
+  `monty_wire_buffer_free` once read;
+* every test that takes a session (the `host` fixture, or `new_host`) runs
+  twice: against an in-process session (`monty_wire_session_open`) and an
+  isolated one, whose engine is a `monty-wire worker` process
+  (`monty_wire_session_open_isolated`). The requests and responses are the
+  same bytes; where a worker legitimately answers differently (it measures
+  heap bytes), the test says so with `host.isolated`.
 
 Values cross as node arenas (post-order: a node's children have lower
 indices), encoded and decoded here by small helpers written from the schema.
@@ -56,13 +62,34 @@ def library_path():
     return ROOT / "target" / "debug" / names.get(sys.platform, "libmonty_wire.so")
 
 
+def worker_path():
+    """The worker binary of isolated sessions: the `monty-wire` executable
+    built with the library (MONTY_WIRE_WORKER names another)."""
+    if os.environ.get("MONTY_WIRE_WORKER"):
+        return Path(os.environ["MONTY_WIRE_WORKER"])
+    suffix = ".exe" if sys.platform == "win32" else ""
+    return ROOT / "target" / "debug" / f"monty-wire{suffix}"
+
+
+# `monty_wire_cancel` and `monty_wire_session_close` return these.
+MONTY_WIRE_OK = 0
+MONTY_WIRE_UNKNOWN_SESSION = -1
+MONTY_WIRE_SESSION_BUSY = -2
+MONTY_WIRE_INTERNAL_ERROR = -3
+MONTY_WIRE_NOT_ISOLATED = -4
+
+
 def load_library(path=None):
-    """Loads the cdylib (already built) and declares the six entry points."""
+    """Loads the cdylib (already built) and declares the eight entry points."""
     lib = ctypes.CDLL(str(path or library_path()))
     lib.monty_wire_protocol_version.restype = ctypes.c_uint32
     lib.monty_wire_protocol_version.argtypes = []
     lib.monty_wire_session_open.restype = ctypes.c_uint64
     lib.monty_wire_session_open.argtypes = []
+    lib.monty_wire_session_open_isolated.restype = ctypes.c_uint64
+    lib.monty_wire_session_open_isolated.argtypes = [ctypes.c_char_p]
+    lib.monty_wire_cancel.restype = ctypes.c_int32
+    lib.monty_wire_cancel.argtypes = [ctypes.c_uint64]
     lib.monty_wire_session_close.restype = ctypes.c_int32
     lib.monty_wire_session_close.argtypes = [ctypes.c_uint64]
     lib.monty_wire_dispatch.restype = ctypes.POINTER(MontyWireBuffer)
@@ -76,8 +103,19 @@ def load_library(path=None):
 
 @pytest.fixture(scope="session")
 def lib():
-    subprocess.run(["cargo", "build", "--locked", "--lib"], cwd=ROOT, check=True)
+    # The library, and the worker binary its isolated sessions run.
+    subprocess.run(["cargo", "build", "--locked", "--lib", "--bin", "monty-wire"], cwd=ROOT, check=True)
     return load_library()
+
+
+SESSION_KINDS = ("in_process", "isolated")
+
+
+@pytest.fixture(params=SESSION_KINDS)
+def session_kind(request):
+    """Which kind of session a test's hosts open: every test that takes a
+    session runs once for each."""
+    return request.param
 
 
 # ---------------------------------------------------------------------------
@@ -308,7 +346,16 @@ def decode_response(r):
     elif kind == "pythonError":
         body = _exception(r.pythonError)
     elif kind == "protocolError":
-        body = {"code": str(r.protocolError.code), "message": r.protocolError.message}
+        error = r.protocolError
+        body = {"code": str(error.code), "message": error.message, "worker_exit": None}
+        if error._has("workerExit"):
+            exit = error.workerExit
+            body["worker_exit"] = {
+                "exit_code": exit.exitCode,
+                "signal": exit.signal,
+                "out_of_memory": exit.outOfMemory,
+                "stderr_tail": exit.stderrTail,
+            }
     elif kind == "dump":
         body = bytes(r.dump)
     elif kind == "continuation":
@@ -346,6 +393,7 @@ def decode_response(r):
             "wall": usage.wallNanos,
             "suspensions": usage.suspensions,
             "memory": usage.memory.which(),
+            "memory_bytes": usage.memory.bytes if usage.memory.which() == "bytes" else None,
         },
     }
 
@@ -359,17 +407,35 @@ def request():
     return schema.Request.new_message()
 
 
+def open_session(lib, kind="in_process"):
+    """A new session handle of this kind (see `SESSION_KINDS`)."""
+    if kind == "isolated":
+        handle = lib.monty_wire_session_open_isolated(os.fsencode(worker_path()))
+    else:
+        assert kind == "in_process", kind
+        handle = lib.monty_wire_session_open()
+    assert handle != 0
+    return handle
+
+
 class Host:
     """One session, spoken to the way a dart:ffi host speaks to it."""
 
-    def __init__(self, lib):
+    def __init__(self, lib, kind="in_process"):
         self.lib = lib
+        self.kind = kind
         self.handle = None
 
+    @property
+    def isolated(self):
+        return self.kind == "isolated"
+
     def open(self):
-        self.handle = self.lib.monty_wire_session_open()
-        assert self.handle != 0
+        self.handle = open_session(self.lib, self.kind)
         return self
+
+    def cancel(self):
+        return self.lib.monty_wire_cancel(self.handle)
 
     def close(self):
         return self.lib.monty_wire_session_close(self.handle)
@@ -560,10 +626,23 @@ def write_type_check_options(target, options):
 
 
 @pytest.fixture
-def host(lib):
-    host = Host(lib).open()
-    yield host
-    host.close()
+def new_host(lib, session_kind):
+    """Opens hosts of the test's session kind, and closes them after it."""
+    opened = []
+
+    def new():
+        host = Host(lib, session_kind).open()
+        opened.append(host)
+        return host
+
+    yield new
+    for host in opened:
+        host.close()
+
+
+@pytest.fixture
+def host(new_host):
+    return new_host()
 
 
 def expect(response, kind):

@@ -1,23 +1,38 @@
 """The steps of the Dart host guide (docs/dart.md), taken through ctypes.
 
 No Dart SDK runs here, so this module does what the guide's samples do, call
-for call, through the same six C functions: `send` copies the request into
+for call, through the same eight C functions: `send` copies the request into
 native memory, dispatches, hands the response reader to a `read` function
 while the buffer is alive and frees it afterwards; the print callback copies
 its text inside the call; sessions are closed explicitly or from another
-thread, as a `NativeFinalizer` does. It also shows the hazard the guide warns
-about: a response read after its buffer was freed reads the next response.
+thread, as a `NativeFinalizer` does; an isolated session's request is
+cancelled from another thread while one waits in dispatch, as the guide's
+main isolate cancels its helper's. Each runs in an in-process and in an
+isolated session. It also shows the hazard the guide warns about: a response
+read after its buffer was freed reads the next response. And it checks that
+every C signature and constant the docs bind with dart:ffi is the header's.
 """
 
 import ctypes
+import queue
 import re
 import threading
 
 import pytest
 
-from conftest import PRINT_CALLBACK, ROOT, read_arguments, read_value, schema
-
-MONTY_WIRE_OK, MONTY_WIRE_UNKNOWN_SESSION, MONTY_WIRE_SESSION_BUSY = 0, -1, -2
+from conftest import (
+    MONTY_WIRE_NOT_ISOLATED,
+    MONTY_WIRE_OK,
+    MONTY_WIRE_SESSION_BUSY,
+    MONTY_WIRE_UNKNOWN_SESSION,
+    PRINT_CALLBACK,
+    ROOT,
+    open_session,
+    read_arguments,
+    read_value,
+    schema,
+    worker_path,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -47,8 +62,30 @@ def read_turn(response):
         positional, _ = read_arguments(response.functionCall.args)
         return ("hostCall", response.functionCall.name, positional)
     if arm == "protocolError":
-        return ("refused", response.protocolError.message)
+        return ("refused", response.protocolError.message, str(response.protocolError.code))
     return ("other", arm)
+
+
+WORKER_ENDINGS = {"workerCrashed", "deadlineExceeded", "cancelled"}
+
+
+def read_isolated_turn(response):
+    """docs/dart.md's `readIsolatedTurn`: `readTurn`, plus the outcomes an isolated session adds."""
+    if response.which() == "protocolError":
+        error = response.protocolError
+        code = str(error.code)
+        if code in WORKER_ENDINGS:
+            exit = None
+            if error._has("workerExit"):  # present with workerCrashed only
+                w = error.workerExit
+                exit = {
+                    "exit_code": w.exitCode,
+                    "signal": w.signal,
+                    "out_of_memory": w.outOfMemory,
+                    "stderr_tail": w.stderrTail,
+                }
+            return ("workerEnded", code, error.message, exit)
+    return read_turn(response)
 
 
 def open_run_request(code, input_names):
@@ -112,9 +149,8 @@ class PrintForwarder:
 
 
 @pytest.fixture
-def session(lib):
-    handle = lib.monty_wire_session_open()
-    assert handle != 0
+def session(lib, session_kind):
+    handle = open_session(lib, session_kind)
     yield handle
     lib.monty_wire_session_close(handle)
 
@@ -124,9 +160,9 @@ def session(lib):
 # ---------------------------------------------------------------------------
 
 
-def test_one_run_start_to_finish(lib):
+def test_one_run_start_to_finish(lib, session_kind):
     """`runWithLookup`: open, openRun, start, a host call answered, complete, close."""
-    session = lib.monty_wire_session_open()
+    session = open_session(lib, session_kind)
     printer = PrintForwarder(lib, session)
     assert printer.install() == MONTY_WIRE_OK
 
@@ -198,14 +234,79 @@ def test_replacing_the_callback_from_inside_it_is_refused_as_busy(session, lib):
     assert replacement.uninstall() == MONTY_WIRE_OK
 
 
-def test_a_session_closed_from_another_thread_as_a_finalizer_does(lib):
-    handle = lib.monty_wire_session_open()
+def test_a_session_closed_from_another_thread_as_a_finalizer_does(lib, session_kind):
+    handle = open_session(lib, session_kind)
     statuses = []
     finalizer = threading.Thread(target=lambda: statuses.append(lib.monty_wire_session_close(handle)))
     finalizer.start()
     finalizer.join()
     assert statuses == [MONTY_WIRE_OK]
     assert send(lib, handle, open_run_request("1", []), read_turn)[0] == "refused"
+
+
+# ---------------------------------------------------------------------------
+# Isolated sessions
+# ---------------------------------------------------------------------------
+
+
+def open_isolated(lib, path):
+    """docs/dart.md's `openIsolated`: the path as NUL-terminated UTF-8, or null."""
+    return lib.monty_wire_session_open_isolated(None if path is None else str(path).encode("utf-8"))
+
+
+def test_run_then_stop_cancels_the_helpers_request_from_another_thread(lib):
+    """`runThenStop`: the helper isolate (a thread here) waits in dispatch; the main
+    one cancels, again and again, until the helper's answer arrives."""
+    session = open_isolated(lib, worker_path())
+    replies = queue.Queue()
+
+    def helper(request):
+        replies.put(send(lib, session, request, read_isolated_turn))
+
+    helper(open_run_request("while True:\n    pass", []))
+    assert replies.get() == ("other", "ok")
+    dispatching = threading.Thread(target=helper, args=(start_request([]),))
+    dispatching.start()
+    statuses = []
+    while True:  # Timer.periodic(..., (_) => wire.cancel(session))
+        try:
+            stopped = replies.get(timeout=0.02)
+            break
+        except queue.Empty:
+            statuses.append(lib.monty_wire_cancel(session))
+    dispatching.join()
+    assert set(statuses) == {MONTY_WIRE_OK}
+    assert stopped[:2] == ("workerEnded", "cancelled") and stopped[3] is None, stopped
+
+    # The session is empty again, and opening again works in a fresh worker.
+    assert send(lib, session, start_request([]), read_isolated_turn)[2] == "wrongState"
+    assert send(lib, session, open_run_request("6 * 7", []), read_isolated_turn) == ("other", "ok")
+    assert send(lib, session, start_request([]), read_isolated_turn) == ("complete", 42)
+    assert lib.monty_wire_session_close(session) == MONTY_WIRE_OK
+
+
+def test_read_isolated_turn_says_how_the_worker_ended(lib):
+    session = open_isolated(lib, worker_path())
+    send(lib, session, open_run_request("'a' * 10**10", []), read_isolated_turn)
+    kind, code, message, exit = send(lib, session, start_request([]), read_isolated_turn)
+    assert (kind, code) == ("workerEnded", "workerCrashed"), message
+    assert exit["out_of_memory"] and exit["exit_code"] == 65, exit
+    lib.monty_wire_session_close(session)
+
+
+def test_where_no_worker_starts_requests_are_refused_as_worker_unavailable(lib, monkeypatch):
+    """Null path and no MONTY_WIRE_WORKER, as on a platform where the host ships no worker."""
+    monkeypatch.delenv("MONTY_WIRE_WORKER", raising=False)
+    session = open_isolated(lib, None)
+    turn = send(lib, session, open_run_request("1", []), read_isolated_turn)
+    assert turn[0] == "refused" and turn[2] == "workerUnavailable", turn
+    lib.monty_wire_session_close(session)
+
+
+def test_cancel_on_an_in_process_session_is_not_isolated(lib):
+    session = lib.monty_wire_session_open()
+    assert lib.monty_wire_cancel(session) == MONTY_WIRE_NOT_ISOLATED
+    lib.monty_wire_session_close(session)
 
 
 # ---------------------------------------------------------------------------
@@ -282,3 +383,172 @@ def test_the_guides_table_of_64_bit_fields_is_the_schemas():
     table = {(path, kind, int(offset)) for path, kind, offset in rows}
     assert len(rows) == len(table)
     assert table == read_schema(CURRENT, _sixty_four_bit_fields)
+
+
+# ---------------------------------------------------------------------------
+# The docs' dart:ffi bindings against the header
+# ---------------------------------------------------------------------------
+
+HEADER = ROOT / "include" / "monty_wire.h"
+# The files whose Dart samples bind C functions; docs/dart.md binds all of them.
+DART_DOCS = ["docs/dart.md", "README.md"]
+
+# The header's C types as dart:ffi declares them: (native type, Dart type).
+C_TO_DART = {
+    "void": ("Void", "void"),
+    "uint32_t": ("Uint32", "int"),
+    "int32_t": ("Int32", "int"),
+    "uint64_t": ("Uint64", "int"),
+    "MontyWireSession": ("Uint64", "int"),  # typedef uint64_t
+    "size_t": ("Size", "int"),
+    "void *": ("Pointer<Void>", "Pointer<Void>"),
+    "const uint8_t *": ("Pointer<Uint8>", "Pointer<Uint8>"),
+    "const char *": ("Pointer<Char>", "Pointer<Char>"),
+    "struct MontyWireBuffer *": ("Pointer<MontyWireBuffer>", "Pointer<MontyWireBuffer>"),
+    "MontyWirePrintCallback": (
+        "Pointer<NativeFunction<MontyWirePrintNative>>",
+        "Pointer<NativeFunction<MontyWirePrintNative>>",
+    ),
+}
+
+
+def _header_code():
+    text = HEADER.read_text(encoding="utf-8")
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def _c_type(text):
+    """One spelling per C type: `const uint8_t  *` -> `const uint8_t *`."""
+    return re.sub(r"\s*\*", " *", " ".join(text.split())).strip()
+
+
+def _c_params(params):
+    """The C types of a parameter list, names dropped."""
+    params = " ".join(params.split())
+    if params in ("", "void"):
+        return []
+    return [_c_type(param[: re.search(r"\w+$", param).start()]) for param in params.split(",")]
+
+
+def header_functions():
+    """{name: (return C type, [parameter C types])} of every function the header declares."""
+    return {
+        match.group(2): (_c_type(match.group(1)), _c_params(match.group(3)))
+        for match in re.finditer(r"([A-Za-z_][\w ]*?\s*\*?)\s*\b(monty_wire_\w+)\(([^)]*)\);", _header_code())
+    }
+
+
+def header_callback():
+    match = re.search(r"typedef void \(\*MontyWirePrintCallback\)\(([^)]*)\);", _header_code())
+    return _c_params(match.group(1))
+
+
+def header_constants():
+    return {
+        name: int(value)
+        for name, value in re.findall(r"^#define (MONTY_WIRE_\w+) (-?\d+)$", _header_code(), re.MULTILINE)
+    }
+
+
+def _split_top_level(text, separator=","):
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "<(":
+            depth += 1
+        elif char in ">)":
+            depth -= 1
+        elif char == separator and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [" ".join(part.split()) for part in parts if part.strip()]
+
+
+def _generic_argument(text, open_at):
+    """The text between the `<` at `open_at` and its matching `>`, and the index after it."""
+    depth = 0
+    for i in range(open_at, len(text)):
+        if text[i] == "<":
+            depth += 1
+        elif text[i] == ">":
+            depth -= 1
+            if depth == 0:
+                return text[open_at + 1 : i], i + 1
+    raise AssertionError(f"unbalanced <> at {open_at}")
+
+
+def _function_type(text):
+    """`R Function(A, B)` -> (R, [A, B]), parameter names dropped."""
+    match = re.fullmatch(r"(.+?) Function\((.*)\)", " ".join(text.split()))
+    assert match, text
+    params = []
+    for param in _split_top_level(match.group(2)):
+        # `Pointer<Void> userData` -> `Pointer<Void>`; a bare type stays.
+        named = re.fullmatch(r"(.*[>\w])\s+[a-z]\w*", param)
+        params.append(named.group(1) if named and not param.endswith(">") else param)
+    return match.group(1), params
+
+
+def dart_bindings(text):
+    """[(C name, native function type, Dart function type or None)] of every
+    `lookupFunction<N, D>('name')` and `lookup<NativeFunction<N>>('name')`."""
+    found = []
+    for match in re.finditer(r"lookupFunction<|lookup<NativeFunction<", text):
+        inner, after = _generic_argument(text, match.end() - 1)
+        name = re.match(r">?\(\s*'(\w+)'\s*\)", text[after:])
+        assert name, text[match.start() : after + 40]
+        if match.group(0) == "lookupFunction<":
+            native, dart = _split_top_level(inner)
+            found.append((name.group(1), _function_type(native), _function_type(dart)))
+        else:
+            found.append((name.group(1), _function_type(inner), None))
+    return found
+
+
+def dart_blocks(text):
+    return "\n".join(re.findall(r"^```dart[ \t]*\n(.*?)^```", text, re.MULTILINE | re.DOTALL))
+
+
+@pytest.mark.parametrize("doc", DART_DOCS)
+def test_every_dart_ffi_binding_is_the_headers_signature(doc):
+    functions = header_functions()
+    assert len(functions) == 8, sorted(functions)
+    bindings = dart_bindings(dart_blocks((ROOT / doc).read_text(encoding="utf-8")))
+    assert bindings, f"{doc} binds no C function"
+    for name, (native_ret, native_params), dart in bindings:
+        assert name in functions, f"{doc} binds {name}, which the header does not declare"
+        c_ret, c_params = functions[name]
+        assert native_ret == C_TO_DART[c_ret][0], (name, native_ret, c_ret)
+        assert native_params == [C_TO_DART[t][0] for t in c_params], (name, native_params, c_params)
+        if dart is not None:
+            dart_ret, dart_params = dart
+            assert dart_ret == C_TO_DART[c_ret][1], (name, dart_ret, c_ret)
+            assert dart_params == [C_TO_DART[t][1] for t in c_params], (name, dart_params, c_params)
+    if doc == "docs/dart.md":
+        bound = {name for name, _, dart in bindings if dart is not None}
+        assert bound == set(functions), f"the guide's MontyWireBindings lacks {set(functions) - bound}"
+
+
+def test_the_guides_print_callback_buffer_and_status_codes_are_the_headers():
+    guide = dart_blocks((ROOT / "docs" / "dart.md").read_text(encoding="utf-8"))
+    native = re.search(r"typedef MontyWirePrintNative = (Void Function\([^)]*\));", guide)
+    assert native, "the guide declares MontyWirePrintNative"
+    ret, params = _function_type(native.group(1))
+    assert ret == "Void"
+    assert params == [C_TO_DART[t][0] for t in header_callback()], params
+
+    buffer = re.search(r"final class MontyWireBuffer extends Struct \{(.*?)\n\}", guide, re.DOTALL).group(1)
+    assert [" ".join(field.split()) for field in buffer.strip().split(";") if field.strip()] == [
+        "external Pointer<Uint8> data",  # const uint8_t *data
+        "@Size() external int len",  # size_t len
+    ]
+
+    constants = header_constants()
+    statuses = {
+        "montyWire" + "".join(word.capitalize() for word in name[len("MONTY_WIRE_") :].split("_")): value
+        for name, value in constants.items()
+        if name != "MONTY_WIRE_PROTOCOL_VERSION"
+    }
+    declared = {name: int(value) for name, value in re.findall(r"^const (montyWire\w+) = (-?\d+);$", guide, re.M)}
+    assert declared == statuses

@@ -3,7 +3,9 @@ seals, type checking and limits, through the library's C entry points.
 
 Requests are built with pycapnp from `schema/monty_wire.capnp` and every
 response is decoded in place from the library's buffer (see conftest.py).
-The last tests drive the `monty-wire` command line as a terminal user would.
+Every test that takes a session runs against both kinds, in process and
+isolated (conftest.py). The last tests drive the `monty-wire` command line as
+a terminal user would.
 """
 
 import json
@@ -20,17 +22,15 @@ from conftest import ROOT, ExternalFunction, Host, expect, library_path, schema
 # ---------------------------------------------------------------------------
 
 
-def open_repl(lib, **options):
-    host = Host(lib).open()
+def open_repl(new_host, **options):
+    host = new_host()
     expect(host.open_repl(**options), "ok")
     return host
 
 
 @pytest.fixture
-def repl(lib):
-    host = open_repl(lib)
-    yield host
-    host.close()
+def repl(new_host):
+    return open_repl(new_host)
 
 
 @pytest.fixture
@@ -137,8 +137,8 @@ GATHER = (
 )
 
 # The child: loads the library and pycapnp itself (through conftest.py, with
-# no pytest fixture and no build), loads the dump and resolves the futures in
-# the reverse order of the calls.
+# no pytest fixture and no build), opens a session of the parent's kind, loads
+# the dump and resolves the futures in the reverse order of the calls.
 CHILD = textwrap.dedent(
     """
     import json, sys
@@ -149,7 +149,7 @@ CHILD = textwrap.dedent(
 
     work = Path(sys.argv[3])
     lib = load_library(sys.argv[2])
-    host = Host(lib).open()
+    host = Host(lib, sys.argv[4]).open()
     steps = []
     steps.append(host.set_dump_key((work / "key.bin").read_bytes())["kind"])
     loaded = host.load_session((work / "dump.bin").read_bytes())
@@ -193,7 +193,15 @@ def test_a_dump_awaiting_two_futures_finishes_in_another_process(repl, tmp_path)
     (tmp_path / "calls.json").write_text(json.dumps(calls))
 
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(ROOT / "tests" / "python"), str(library_path()), str(tmp_path)],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(ROOT / "tests" / "python"),
+            str(library_path()),
+            str(tmp_path),
+            repl.kind,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -219,9 +227,9 @@ def test_a_dump_awaiting_two_futures_finishes_in_another_process(repl, tmp_path)
 
 
 @pytest.fixture
-def sealed(lib):
+def sealed(new_host):
     """A sealed dump of an idle REPL holding `secret = 42`, and its key."""
-    host = open_repl(lib)
+    host = open_repl(new_host)
     expect(host.feed_run("secret = 42"), "complete")
     expect(host.set_dump_key(b"k1"), "ok")
     dump = expect(host.dump_session(), "dump")
@@ -229,21 +237,21 @@ def sealed(lib):
     return dump, b"k1"
 
 
-def load_with_key(lib, key, dump):
-    host = Host(lib).open()
+def load_with_key(new_host, key, dump):
+    host = new_host()
     expect(host.set_dump_key(key), "ok")
     return host, host.load_session(dump)
 
 
-def test_a_sealed_dump_loads_under_its_key(lib, sealed):
+def test_a_sealed_dump_loads_under_its_key(new_host, sealed):
     dump, key = sealed
-    host, response = load_with_key(lib, key, dump)
+    host, response = load_with_key(new_host, key, dump)
     expect(response, "ok")
     assert expect(host.feed_run("secret"), "complete") == 42
     host.close()
 
 
-def test_a_tampered_payload_is_refused_by_the_seal(lib, sealed):
+def test_a_tampered_payload_is_refused_by_the_seal(new_host, sealed):
     dump, key = sealed
     with schema.Dump.from_bytes(dump) as envelope:
         assert envelope.seal.which() == "hmacSha256"
@@ -256,28 +264,28 @@ def test_a_tampered_payload_is_refused_by_the_seal(lib, sealed):
         # Still a well-formed envelope: only the payload changed.
         assert bytes(envelope.payload) != payload
 
-    host, response = load_with_key(lib, key, bytes(tampered))
+    host, response = load_with_key(new_host, key, bytes(tampered))
     message = protocol_error(response, "invalidDump")
     assert "seal" in message, message
     still_empty(host)
     host.close()
 
 
-def test_a_dump_under_another_key_is_refused(lib, sealed):
+def test_a_dump_under_another_key_is_refused(new_host, sealed):
     dump, _ = sealed
-    host, response = load_with_key(lib, b"k2", dump)
+    host, response = load_with_key(new_host, b"k2", dump)
     message = protocol_error(response, "invalidDump")
     assert "seal" in message, message
     still_empty(host)
     host.close()
 
 
-def test_an_unsealed_dump_into_a_keyed_session_is_refused(lib, repl):
+def test_an_unsealed_dump_into_a_keyed_session_is_refused(new_host, repl):
     expect(repl.feed_run("secret = 42"), "complete")
     unsealed = expect(repl.dump_session(), "dump")
     with schema.Dump.from_bytes(unsealed) as envelope:
         assert envelope.seal.which() == "none"
-    host, response = load_with_key(lib, b"k1", unsealed)
+    host, response = load_with_key(new_host, b"k1", unsealed)
     message = protocol_error(response, "invalidDump")
     assert "not sealed" in message, message
     still_empty(host)
@@ -364,8 +372,8 @@ def test_clean_code_checks_clean(empty):
 # ---------------------------------------------------------------------------
 
 
-def test_a_type_checking_repl_refuses_a_bad_snippet_without_running_it(lib):
-    host = open_repl(lib, type_check={"format": "concise"})
+def test_a_type_checking_repl_refuses_a_bad_snippet_without_running_it(new_host):
+    host = open_repl(new_host, type_check={"format": "concise"})
     expect(host.feed_run("y: int = 1"), "complete")
 
     response = host.feed_run("print('ran')\nx: int = 'a'")
@@ -388,8 +396,8 @@ def test_a_type_checking_repl_refuses_a_bad_snippet_without_running_it(lib):
 # ---------------------------------------------------------------------------
 
 
-def test_limits_stop_a_runaway_snippet_and_the_session_stays_usable(lib):
-    host = open_repl(lib, limits={"maxFeedDuration": 200_000_000})
+def test_limits_stop_a_runaway_snippet_and_the_session_stays_usable(new_host):
+    host = open_repl(new_host, limits={"maxFeedDuration": 200_000_000})
     expect(host.feed_run("kept = 'yes'"), "complete")
     for feed in (host.feed_run, host.feed_start):
         exc = expect(feed("while True: pass"), "pythonError")
@@ -405,8 +413,8 @@ def test_limits_stop_a_runaway_snippet_and_the_session_stays_usable(lib):
 
 
 @pytest.fixture(scope="session")
-def cli():
-    subprocess.run(["cargo", "build", "--locked", "--bin", "monty-wire"], cwd=ROOT, check=True)
+def cli(lib):
+    # The `lib` fixture builds the binary too: it is the isolated sessions' worker.
     suffix = ".exe" if sys.platform == "win32" else ""
     return ROOT / "target" / "debug" / f"monty-wire{suffix}"
 
