@@ -290,3 +290,59 @@ fn env_sets_what_os_environ_reads() {
         "('hi there', None, {'GREETING': 'hi there', 'EMPTY': ''})\n"
     );
 }
+
+#[test]
+fn a_script_runs_isolated_so_what_it_does_ends_only_its_worker() {
+    // Past the worker's default memory ceiling in one allocation, and one
+    // long operation past its time limit: each ends the worker, and `run`
+    // says so and exits 2.
+    let bomb = Script::new("bomb", "print('before')\nx = 'a' * 10**10\n");
+    let output = monty_wire(&["run", bomb.path()]);
+    assert_eq!(output.status.code(), Some(2), "stderr: {}", stderr(&output));
+    assert_eq!(stdout(&output), "before\n", "output printed before the crash arrives");
+    assert!(stderr(&output).contains("WorkerCrashed"), "stderr: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("memory ceiling"),
+        "stderr: {}",
+        stderr(&output)
+    );
+    let long = Script::new("long", "x = 10**10**8\n");
+    let output = monty_wire(&["run", long.path(), "--time-limit", "1"]);
+    assert_eq!(output.status.code(), Some(2), "stderr: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("DeadlineExceeded"),
+        "stderr: {}",
+        stderr(&output)
+    );
+    // In the tool's own process the same script runs as before.
+    let fine = Script::new("fine", "6 * 7\n");
+    let output = monty_wire(&["run", fine.path(), "--in-process"]);
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert_eq!(stdout(&output), "42\n");
+}
+
+#[test]
+fn repl_isolated_starts_a_new_session_when_a_snippet_ends_its_worker() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_monty-wire"))
+        .args(["repl", "--isolated"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the repl");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(b"x = 1\n'a' * 10**10\nx = 2\nx * 21\n")
+        .expect("write snippets");
+    let output = child.wait_with_output().expect("the repl ends at the end of its input");
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("a new session has started"),
+        "stderr: {}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains("42"), "stdout: {}", stdout(&output));
+}
