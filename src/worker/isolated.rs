@@ -233,12 +233,16 @@ impl IsolatedSession {
         match answer {
             Ok(words) if control.ended_by().is_none() => {
                 let response = WireMessage::from_words(words);
-                if is_ok(response.as_bytes()) {
-                    match kind {
-                        Kind::SetDumpKey => self.dump_key = Some(request.to_vec()),
-                        Kind::SetPrintDelivery => self.print_delivery = Some(request.to_vec()),
-                        Kind::RunsPython | Kind::Other => {}
-                    }
+                // Only a setting's answer is read: a turn pays nothing.
+                let kept = match kind {
+                    Kind::SetDumpKey => Some(&mut self.dump_key),
+                    Kind::SetPrintDelivery => Some(&mut self.print_delivery),
+                    Kind::RunsPython | Kind::Other => None,
+                };
+                if let Some(kept) = kept
+                    && is_ok(response.as_bytes())
+                {
+                    *kept = Some(request.to_vec());
                 }
                 response
             }
