@@ -50,6 +50,8 @@ test("exports the C ABI and the reactor entry points; imports only what the glue
   const cAbi = [
     "monty_wire_protocol_version",
     "monty_wire_session_open",
+    "monty_wire_session_open_isolated",
+    "monty_wire_cancel",
     "monty_wire_session_close",
     "monty_wire_dispatch",
     "monty_wire_buffer_free",

@@ -1,6 +1,6 @@
 //! The front doors: what a host outside Rust calls.
 //!
-//! - [`ffi`]: the six C entry points (and the header generated from them),
+//! - [`ffi`]: the eight C entry points (and the header generated from them),
 //!   for native hosts (Dart's `dart:ffi`, Python's `ctypes`, C, ...);
 //! - `wasm`: what the WebAssembly build exports beside them, for JavaScript
 //!   hosts (only on `wasm32` with the `wasm-reactor` feature);
