@@ -30,12 +30,11 @@ use monty::{MontyRun, RunProgress};
 use monty_types::{CompileOptions, ExtFunctionResult, MontyObject, PrintWriter, ResourceLimits, ResourceTracker};
 use monty_wire::{
     DecodeLimits,
-    codec::{decode_request, decode_response, encode_request, encode_response, read_message},
-    ffi::{monty_wire_session_close, monty_wire_session_open},
+    codec::{decode_request, decode_response, encode_request, encode_response},
+    ffi::monty_wire_session_open,
     protocol::{CallResult, OpenRun, Outcome, Request},
-    schema::{node, response},
 };
-use support::{Host, Reply, dispatch, fast_group, send, slow_group};
+use support::{Host, call_arg_in_place, dispatch, fast_group, open_run_close, send, slow_group};
 
 const CALLS: i64 = 10_000;
 
@@ -88,22 +87,6 @@ fn wire_turn_loop(host: &Host) -> MontyObject {
             Outcome::Complete(value) => return value,
             other => unreachable!("the loop only makes function calls, got {other:?}"),
         }
-    }
-}
-
-/// The first positional argument of a `functionCall` response, read in
-/// place; `None` for any other response.
-fn call_arg_in_place(reply: &Reply, limits: &DecodeLimits) -> Option<i64> {
-    let message = read_message(reply.bytes(), limits).expect("responses are messages");
-    let response: response::Reader<'_> = message.get_root().ok()?;
-    let response::Which::FunctionCall(Ok(call)) = response.which().ok()? else {
-        return None;
-    };
-    let args = call.get_args().ok()?;
-    let first = args.get_positional().ok()?.get(0);
-    match args.get_nodes().ok()?.get(first).which().ok()? {
-        node::Which::IntValue(n) => Some(n),
-        _ => None,
     }
 }
 
@@ -199,15 +182,7 @@ fn direct_cold_start(code: &str) -> MontyObject {
 }
 
 fn wire_cold_start(code: &str) -> MontyObject {
-    let session = monty_wire_session_open();
-    let opened = send(session, &Request::OpenRun(Box::new(OpenRun::new(code))));
-    assert!(matches!(opened.outcome, Outcome::Ok));
-    let ran = send(session, &Request::Run(vec![]));
-    monty_wire_session_close(session);
-    match ran.outcome {
-        Outcome::Complete(value) => value,
-        other => unreachable!("1 + 1 completes, got {other:?}"),
-    }
+    open_run_close(monty_wire_session_open(), code)
 }
 
 fn cold_start(c: &mut Criterion) {

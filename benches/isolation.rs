@@ -20,10 +20,10 @@ use std::{ffi::CString, hint::black_box};
 use criterion::{Criterion, criterion_group, criterion_main};
 use monty_types::{MontyObject, ResourceLimits};
 use monty_wire::{
-    ffi::{MontyWireSession, monty_wire_session_close, monty_wire_session_open, monty_wire_session_open_isolated},
+    ffi::{MontyWireSession, monty_wire_session_open, monty_wire_session_open_isolated},
     protocol::{CallResult, OpenRun, Outcome, Request},
 };
-use support::{Host, fast_group, send, slow_group};
+use support::{Host, fast_group, open_run_close, send, slow_group};
 
 const CALLS: i64 = 1_000;
 const TURN_LOOP: &str = "total = 0\nfor i in range(1_000):\n    total += f(i)\ntotal";
@@ -43,15 +43,7 @@ fn open(isolated: bool, worker: &CString) -> MontyWireSession {
 }
 
 fn cold_start_once(isolated: bool, worker: &CString) -> MontyObject {
-    let session = open(isolated, worker);
-    let opened = send(session, &Request::OpenRun(Box::new(OpenRun::new("1 + 1"))));
-    assert!(matches!(opened.outcome, Outcome::Ok), "{:?}", opened.outcome);
-    let ran = send(session, &Request::Run(vec![]));
-    monty_wire_session_close(session);
-    match ran.outcome {
-        Outcome::Complete(value) => value,
-        other => unreachable!("1 + 1 completes, got {other:?}"),
-    }
+    open_run_close(open(isolated, worker), "1 + 1")
 }
 
 fn cold_start(c: &mut Criterion) {

@@ -22,66 +22,23 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
+// The benchmarks' C-ABI host: the same reply buffer, dispatch and
+// in-place argument read as `turn_loop_10k/wire_in_place`.
+#[path = "../benches/support/mod.rs"]
+mod support;
+
 use monty_types::{MontyObject, ResourceLimits};
 use monty_wire::{
     DecodeLimits,
-    codec::{decode_response, encode_request, read_message},
-    ffi::{
-        MontyWireBuffer, MontyWireSession, monty_wire_buffer_free, monty_wire_dispatch, monty_wire_session_close,
-        monty_wire_session_open,
-    },
+    codec::encode_request,
+    ffi::{MontyWireSession, monty_wire_session_close, monty_wire_session_open},
     protocol::{CallResult, OpenRun, Outcome, Request},
-    schema::{node, response},
 };
+use support::{call_arg_in_place, dispatch, send};
 
 const CALLS: i64 = 10_000;
 /// The same program as `benches/boundary.rs` and `benches/wasm_turn_loop.mjs`.
 const TURN_LOOP: &str = "total = 0\nfor i in range(10_000):\n    total += f(i)\ntotal";
-
-/// A response buffer owned by the library, freed on drop.
-struct Reply(*mut MontyWireBuffer);
-
-impl Reply {
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `self.0` came from `monty_wire_dispatch`, which never
-        // returns null, and stays live until `drop` frees it; `data` points to
-        // `len` bytes the library does not touch until then.
-        unsafe {
-            let header = &*self.0;
-            std::slice::from_raw_parts(header.data, header.len)
-        }
-    }
-}
-
-impl Drop for Reply {
-    fn drop(&mut self) {
-        // SAFETY: the buffer came from `monty_wire_dispatch` and is freed
-        // exactly once, here; `bytes()` borrows cannot outlive `self`.
-        unsafe { monty_wire_buffer_free(self.0) };
-    }
-}
-
-fn dispatch(session: MontyWireSession, request: &[u8]) -> Reply {
-    // SAFETY: `request` is a live slice for the duration of the call, and
-    // `session` is a handle `monty_wire_session_open` returned.
-    Reply(unsafe { monty_wire_dispatch(session, request.as_ptr(), request.len()) })
-}
-
-/// The first positional argument of a `functionCall` response, read in
-/// place; `None` for any other response.
-fn call_arg_in_place(reply: &Reply, limits: &DecodeLimits) -> Option<i64> {
-    let message = read_message(reply.bytes(), limits).expect("responses are messages");
-    let response: response::Reader<'_> = message.get_root().ok()?;
-    let response::Which::FunctionCall(Ok(call)) = response.which().ok()? else {
-        return None;
-    };
-    let args = call.get_args().ok()?;
-    let first = args.get_positional().ok()?.get(0);
-    match args.get_nodes().ok()?.get(first).which().ok()? {
-        node::Which::IntValue(n) => Some(n),
-        _ => None,
-    }
-}
 
 /// One run of the loop; returns its result.
 fn turn_loop(session: MontyWireSession, start: &[u8], limits: &DecodeLimits) -> MontyObject {
@@ -90,8 +47,7 @@ fn turn_loop(session: MontyWireSession, start: &[u8], limits: &DecodeLimits) -> 
         let request = encode_request(&Request::ResumeCall(CallResult::Value(MontyObject::int(arg + 1)))).unwrap();
         reply = dispatch(session, request.as_bytes());
     }
-    let last = decode_response(reply.bytes(), limits).expect("the last response decodes");
-    match last.outcome {
+    match reply.decode().outcome {
         Outcome::Complete(value) => value,
         other => panic!("the loop completes, got {other:?}"),
     }
@@ -116,11 +72,7 @@ fn main() {
         ..ResourceLimits::default()
     };
     let limits = DecodeLimits::default();
-    let opened = dispatch(
-        session,
-        encode_request(&Request::OpenRun(Box::new(open))).unwrap().as_bytes(),
-    );
-    let opened = decode_response(opened.bytes(), &limits).expect("decodes");
+    let opened = send(session, &Request::OpenRun(Box::new(open)));
     assert!(matches!(opened.outcome, Outcome::Ok), "open: {:?}", opened.outcome);
     let start = encode_request(&Request::Start(vec![MontyObject::function("f", None)])).unwrap();
     assert_eq!(

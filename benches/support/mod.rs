@@ -11,12 +11,13 @@ use monty::MontyRun;
 use monty_types::{CompileOptions, MontyObject, PrintWriter, ResourceLimits, ResourceTracker};
 use monty_wire::{
     DecodeLimits,
-    codec::{decode_response, encode_request},
+    codec::{decode_response, encode_request, read_message},
     ffi::{
         MontyWireBuffer, MontyWireSession, monty_wire_buffer_free, monty_wire_dispatch, monty_wire_session_close,
         monty_wire_session_open,
     },
     protocol::{OpenRun, Outcome, Request, Response},
+    schema::{node, response},
 };
 
 /// Runs `code` in monty (no host calls, output discarded) and returns its value.
@@ -88,6 +89,35 @@ pub fn dispatch(session: MontyWireSession, request: &[u8]) -> Reply {
 pub fn send(session: MontyWireSession, request: &Request) -> Response {
     let message = encode_request(request).expect("request encodes");
     dispatch(session, message.as_bytes()).decode()
+}
+
+/// The first positional argument of a `functionCall` response, read in
+/// place; `None` for any other response.
+pub fn call_arg_in_place(reply: &Reply, limits: &DecodeLimits) -> Option<i64> {
+    let message = read_message(reply.bytes(), limits).expect("responses are messages");
+    let response: response::Reader<'_> = message.get_root().ok()?;
+    let response::Which::FunctionCall(Ok(call)) = response.which().ok()? else {
+        return None;
+    };
+    let args = call.get_args().ok()?;
+    let first = args.get_positional().ok()?.get(0);
+    match args.get_nodes().ok()?.get(first).which().ok()? {
+        node::Which::IntValue(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// A cold start in `session`: compiles `code`, runs it, closes the session,
+/// and returns the run's value.
+pub fn open_run_close(session: MontyWireSession, code: &str) -> MontyObject {
+    let opened = send(session, &Request::OpenRun(Box::new(OpenRun::new(code))));
+    assert!(matches!(opened.outcome, Outcome::Ok), "open: {:?}", opened.outcome);
+    let ran = send(session, &Request::Run(vec![]));
+    monty_wire_session_close(session);
+    match ran.outcome {
+        Outcome::Complete(value) => value,
+        other => unreachable!("{code} completes, got {other:?}"),
+    }
 }
 
 /// An open C-ABI session, closed on drop.
