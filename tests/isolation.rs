@@ -391,21 +391,38 @@ fn a_worker_that_cannot_start_is_reported_and_retried() {
     assert!(error.message.contains("/nonexistent/monty-wire"), "{}", error.message);
     // Again: every request tries, and says why.
     expect_code(host.send(&Request::ListFunctions), ErrorCode::WorkerUnavailable);
-    // A binary that is no worker never greets: it is refused, not waited on.
-    let not_a_worker = std::ffi::CString::new("/bin/true").unwrap();
-    // SAFETY: as above.
-    let handle = unsafe { monty_wire::ffi::monty_wire_session_open_isolated(not_a_worker.as_ptr()) };
-    let host = Host { handle };
-    let error = protocol_error(host.send(&Request::ListFunctions));
-    assert_eq!(error.code, ErrorCode::WorkerUnavailable, "{}", error.message);
+    // A binary that is no worker never greets: one that ends is refused at
+    // once, and one that keeps running (`yes` writes to its standard output
+    // forever) is killed at the greeting's deadline, not waited on.
+    for not_a_worker in ["/bin/true", "yes"] {
+        let path = std::ffi::CString::new(not_a_worker).unwrap();
+        // SAFETY: as above.
+        let handle = unsafe { monty_wire::ffi::monty_wire_session_open_isolated(path.as_ptr()) };
+        let host = Host { handle };
+        let error = protocol_error(host.send(&Request::ListFunctions));
+        assert_eq!(
+            error.code,
+            ErrorCode::WorkerUnavailable,
+            "{not_a_worker}: {}",
+            error.message
+        );
+    }
 }
 
-/// Ends the pool's idle workers once those still starting have joined it,
-/// and gives the threads reading their standard error time to see it close.
+/// Ends the pool's idle workers once those still starting have joined it
+/// (or, for a binary that never greets, been killed at the greeting's
+/// deadline, up to 10 s), and gives the threads reading their standard
+/// error time to see it close.
 #[cfg(target_os = "linux")]
 fn settle() {
-    std::thread::sleep(Duration::from_millis(500));
-    pool::drain();
+    let patience = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        pool::drain();
+        if children().is_empty() || std::time::Instant::now() > patience {
+            break;
+        }
+    }
     std::thread::sleep(Duration::from_millis(200));
 }
 
