@@ -11,13 +11,25 @@
 //! limit asks nothing of the stack, and decoding stays on the caller's.
 //!
 //! So a session does not use its caller's stack. Each one owns a stack
-//! segment sized for its limits ([`needed`]), mapped on first use, kept
-//! between requests and mapped again larger when a request raises the
+//! segment sized for its limits ([`StackNeed::bytes`]), taken on first use, kept
+//! between requests and replaced by a larger one when a request raises the
 //! recursion limit past what it holds. Below it lies a guard page, so a
 //! recursion the sizing missed faults there instead of writing over other
 //! memory. Switching onto it costs a few instructions, not a mapping per
 //! request. Because every session has its own segment, a print callback that
 //! dispatches to another session runs that session on its own segment.
+//!
+//! A closed session's segment is kept as a spare (at most [`SPARES`] of them
+//! process-wide) and the next session to need one takes it: mapping a fresh
+//! segment, faulting in the pages its first request touches and unmapping it
+//! again made up about three quarters of a short session's whole cost. When
+//! a session's requests went deeper than the top [`KEPT_WARM`] bytes, the
+//! pages below are handed back to the system as reclaimable (`MADV_FREE`)
+//! before the segment becomes a spare, so what deep recursion touched is not
+//! held after the session closes. A sentinel word just below the warm top
+//! tells whether they did, without a system call: every frame that crosses
+//! it writes over it, in practice (a frame that only reserved that word and
+//! never wrote it would keep its pages resident until the spare is reused).
 //!
 //! Where the switch happens:
 //! - Unix (Linux, Android, macOS, iOS): onto the session's own segment with
@@ -34,6 +46,22 @@
 use monty_types::{DEFAULT_MAX_RECURSION_DEPTH, ResourceLimits};
 
 use crate::protocol::Request;
+
+/// Whether a request that compiles a program and runs no Python (`openRun`)
+/// runs on the calling thread's stack: only where that has [`BASE`] bytes
+/// left by `stacker`'s count.
+///
+/// monty's parser asks `stacker` before it recurses. On the caller's stack
+/// the answer is true; on a session's segment it is "no room" (see
+/// `stacker_sees_through`), so the parser maps, faults in and unmaps a fresh
+/// 1 MiB stack for every compile, which cost more than the rest of a short
+/// session's first requests together. Compiling is bounded by [`BASE`]
+/// whatever the recursion limit, as it runs no Python.
+pub(crate) fn compiles_on_callers_stack() -> bool {
+    // Elsewhere no segment is switched to (wasm32), or `stacker` switches
+    // only when the caller lacks room anyway (Windows).
+    cfg!(all(unix, not(target_family = "wasm"))) && stacker::remaining_stack().is_some_and(|left| left >= BASE)
+}
 
 /// What the limits of a session ask of its stack.
 #[derive(Debug, Clone, Copy)]
@@ -105,11 +133,32 @@ const MAX_STACK: usize = 4 << 30;
 #[cfg(not(target_pointer_width = "64"))]
 const MAX_STACK: usize = 256 << 20;
 
+/// Closed sessions' segments kept for the next ones, process-wide. Two or
+/// three sessions opened and closed in turn by each of a few threads find
+/// one; past that, a closing session's segment is unmapped.
+#[cfg(all(unix, not(target_family = "wasm")))]
+const SPARES: usize = 4;
+
+/// The top of a spare segment that stays resident: what a request that does
+/// not recurse deeply touches (about 140 KiB was measured for compiling),
+/// with room to spare.
+#[cfg(all(unix, not(target_family = "wasm")))]
+const KEPT_WARM: usize = 1 << 20;
+
 /// The stack a session runs on; empty until its first request.
 #[derive(Default)]
 pub(crate) struct SessionStack {
     #[cfg(all(unix, not(target_family = "wasm")))]
     segment: Option<segment::Segment>,
+}
+
+#[cfg(all(unix, not(target_family = "wasm")))]
+impl Drop for SessionStack {
+    fn drop(&mut self) {
+        if let Some(segment) = self.segment.take() {
+            segment::spare(segment);
+        }
+    }
 }
 
 impl SessionStack {
@@ -142,7 +191,13 @@ mod segment {
     use std::{
         panic::{self, AssertUnwindSafe},
         ptr::NonNull,
+        sync::{Mutex, PoisonError},
     };
+
+    use super::{KEPT_WARM, SPARES};
+
+    /// Segments no session holds, ready to be run on.
+    static SPARE: Mutex<Vec<Segment>> = Mutex::new(Vec::new());
 
     /// A mapped stack: `len` bytes at `base`, with one inaccessible guard
     /// page just below `base` (stacks grow down on every target psm
@@ -153,6 +208,9 @@ mod segment {
         base: *mut u8,
         len: usize,
     }
+
+    /// What the sentinel word holds until a frame writes over it.
+    const SENTINEL: u64 = 0x6d6f_6e74_795f_7769;
 
     // SAFETY: the segment is plain memory owned by one session; nothing in it
     // is tied to the thread that mapped it, and it is only ever run on by
@@ -199,13 +257,86 @@ mod segment {
             // inaccessible is the guard page.
             let guarded = unsafe { libc::mprotect(raw, page, libc::PROT_NONE) };
             // Without its guard page the segment is not used (dropping it unmaps).
-            (guarded == 0).then_some(segment)
+            if guarded != 0 {
+                return None;
+            }
+            segment.set_sentinel();
+            Some(segment)
         }
 
         /// One past the highest address of the segment.
         fn top(&self) -> usize {
             self.base as usize + self.len
         }
+
+        /// The bytes below the warm top, and the sentinel word just below it
+        /// (its last word); `None` for a segment no larger than the warm top.
+        fn cold(&self) -> Option<(usize, *mut u64)> {
+            let cold = self.len.checked_sub(KEPT_WARM).filter(|&cold| cold > 0)?;
+            // SAFETY: `base` is page aligned and `cold` a positive multiple of
+            // the page size (`len` and `KEPT_WARM` both are), so the word
+            // ends at `base + cold`, inside the segment and aligned.
+            Some((cold, unsafe { self.base.add(cold - 8).cast::<u64>() }))
+        }
+
+        fn set_sentinel(&self) {
+            if let Some((_, sentinel)) = self.cold() {
+                // SAFETY: an aligned word inside the segment (`cold`); nothing
+                // runs on the segment now, and nothing else refers to it.
+                unsafe { sentinel.write_volatile(SENTINEL) };
+            }
+        }
+
+        /// Whether no frame has written over the sentinel since it was set
+        /// (always, for a segment with no cold part).
+        fn sentinel_intact(&self) -> bool {
+            // SAFETY: as in `set_sentinel`; the word is plain initialised
+            // memory (zero-filled when mapped, then written by frames).
+            self.cold()
+                .is_none_or(|(_, sentinel)| unsafe { sentinel.read_volatile() } == SENTINEL)
+        }
+
+        /// Lets the system reclaim the pages below the warm top if a frame
+        /// reached them; `false` if it refuses (a kernel without `MADV_FREE`).
+        fn release_cold_pages(&self) -> bool {
+            if self.sentinel_intact() {
+                return true;
+            }
+            let Some((cold, _)) = self.cold() else {
+                return true;
+            };
+            // SAFETY: `[base, base + cold)` lies inside this segment's own
+            // mapping, and nothing runs on the segment while it is spare, so
+            // whether those pages keep their contents does not matter.
+            let released = unsafe { libc::madvise(self.base.cast(), cold, libc::MADV_FREE) == 0 };
+            self.set_sentinel();
+            released
+        }
+    }
+
+    /// Keeps a closed session's segment for the next session, or unmaps it
+    /// when enough are kept already.
+    pub(super) fn spare(segment: Segment) {
+        if !segment.release_cold_pages() {
+            return;
+        }
+        let mut spares = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+        if spares.len() < SPARES {
+            spares.push(segment);
+        }
+    }
+
+    /// The smallest spare segment of at least `bytes` that this thread can
+    /// run on.
+    fn take_spare(bytes: usize) -> Option<Segment> {
+        let mut spares = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+        let best = spares
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.len >= bytes && stacker_sees_through(s))
+            .min_by_key(|(_, s)| s.len)
+            .map(|(i, _)| i)?;
+        Some(spares.swap_remove(best))
     }
 
     impl Drop for Segment {
@@ -243,9 +374,11 @@ mod segment {
     pub(super) fn run<R>(slot: &mut Option<Segment>, bytes: usize, f: impl FnOnce() -> R) -> R {
         let usable = |s: &Segment| s.len >= bytes && stacker_sees_through(s);
         if !slot.as_ref().is_some_and(usable) {
-            // The old segment goes first, so its address space can be reused.
-            *slot = None;
-            *slot = Segment::map(bytes);
+            // The old segment goes first: it may suit another session.
+            if let Some(old) = slot.take() {
+                spare(old);
+            }
+            *slot = take_spare(bytes).or_else(|| Segment::map(bytes));
         }
         match slot {
             Some(segment) if stacker_sees_through(segment) => {
@@ -264,6 +397,43 @@ mod segment {
             // (and panics if it cannot have one either, which the C entry
             // points report as `internalError`).
             _ => stacker::grow(bytes, f),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::{KEPT_WARM, Segment};
+
+        /// Recurses `levels` deep with a 4 KiB frame, writing each.
+        fn recurse(levels: usize) -> u8 {
+            let frame = std::hint::black_box([levels as u8; 4096]);
+            if levels == 0 {
+                return frame[0];
+            }
+            recurse(levels - 1).wrapping_add(frame[4095])
+        }
+
+        fn run_on(segment: &Segment, levels: usize) {
+            // SAFETY: the segment is mapped, page aligned and owned by this
+            // test; `recurse` does not unwind and fits it (a level takes 4 to
+            // 12 KiB, optimised or not, and it is called with at most 512
+            // levels on a 16 MiB segment).
+            unsafe { psm::on_stack(segment.base, segment.len, || recurse(levels)) };
+        }
+
+        #[test]
+        fn the_sentinel_tells_whether_a_request_reached_the_cold_pages() {
+            let segment = Segment::map(16 << 20).expect("a 16 MiB segment");
+            assert!(segment.sentinel_intact());
+            // Well within the warm top.
+            run_on(&segment, 16);
+            assert!(segment.sentinel_intact());
+            assert!(segment.release_cold_pages());
+            // Past it: 2 MiB deep.
+            run_on(&segment, KEPT_WARM * 2 / 4096);
+            assert!(!segment.sentinel_intact());
+            assert!(segment.release_cold_pages(), "MADV_FREE is refused");
+            assert!(segment.sentinel_intact(), "set again once the pages are released");
         }
     }
 }
