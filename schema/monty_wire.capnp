@@ -424,7 +424,7 @@ struct Usage {
   elapsedNanos @0 :UInt64;     # interpreter time over the whole session
   feedElapsedNanos @1 :UInt64; # interpreter time of the current run, summed over its requests
   turnElapsedNanos @2 :UInt64; # interpreter time of this request
-  wallNanos @3 :UInt64;        # wall-clock time of this request: decoding it included, encoding this response not (it carries the figure)
+  wallNanos @3 :UInt64;        # wall-clock time of this request: from before decoding it to the end of its last interpreter call (or of its handling, if it makes none); encoding this response is not included (it carries the figure)
   suspensions @4 :UInt64;      # host round trips so far in the current run
   memory :union {
     unmeasured @5 :Void;       # the build cannot count heap bytes

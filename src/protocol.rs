@@ -463,7 +463,9 @@ pub struct Usage {
     pub feed_elapsed: Duration,
     /// Interpreter time of this request.
     pub turn_elapsed: Duration,
-    /// Wall-clock time of this request, decoding and encoding included.
+    /// Wall-clock time of this request: from before decoding it to the end
+    /// of its last interpreter call (or of its handling, if it makes none);
+    /// encoding the response is not included.
     pub wall: Duration,
     /// Host round trips so far in the current run.
     pub suspensions: u64,

@@ -8,17 +8,19 @@
 //! does nothing.
 
 use std::{
-    collections::{HashMap, HashSet},
+    cell::RefCell,
     sync::{
-        Arc, LazyLock, Mutex, MutexGuard, TryLockError,
+        Arc, Mutex, MutexGuard, TryLockError,
         atomic::{AtomicU64, Ordering},
     },
 };
 
 use capnp::Word;
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::{
     WireMessage,
+    codec::message,
     protocol::{ErrorCode, ProtocolError},
     session::{PrintSink, Session},
     worker::{IsolatedSession, Running},
@@ -92,10 +94,10 @@ struct Entry {
 
 type SharedSession = Arc<Entry>;
 
-static SESSIONS: LazyLock<Mutex<HashMap<MontyWireSession, SharedSession>>> = LazyLock::new(Default::default);
+static SESSIONS: Mutex<FxHashMap<MontyWireSession, SharedSession>> = Mutex::new(FxHashMap::with_hasher(FxBuildHasher));
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 /// Addresses of the buffers handed out and not yet freed.
-static LIVE_BUFFERS: LazyLock<Mutex<HashSet<usize>>> = LazyLock::new(Default::default);
+static LIVE_BUFFERS: Mutex<FxHashSet<usize>> = Mutex::new(FxHashSet::with_hasher(FxBuildHasher));
 
 /// Locks a registry. Registry updates cannot panic halfway, so a poisoned
 /// lock (a panic elsewhere while it was held) still guards consistent data.
@@ -185,6 +187,19 @@ pub(crate) fn set_print_sink(handle: MontyWireSession, sink: Option<PrintSink>) 
     }
 }
 
+/// How many freed buffer headers a thread keeps for its next responses.
+const SPARE_HEADERS: usize = 4;
+
+thread_local! {
+    /// Freed headers (their message buffers taken out), so a turn's
+    /// response allocates no header; the buffers go back to the codec
+    /// (`codec::message::recycle`).
+    // The boxes themselves are what is reused (their allocations), so the
+    // list holds boxes.
+    #[allow(clippy::vec_box)]
+    static SPARES: RefCell<Vec<Box<OwnedBuffer>>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Hands a response to the host: the message's buffer behind a header the
 /// host reads, registered until [`free_buffer`].
 pub(crate) fn into_buffer(message: WireMessage) -> *mut MontyWireBuffer {
@@ -193,7 +208,18 @@ pub(crate) fn into_buffer(message: WireMessage) -> *mut MontyWireBuffer {
         data: Word::words_to_bytes(&words).as_ptr(),
         len: words.len() * 8,
     };
-    let raw = Box::into_raw(Box::new(OwnedBuffer { header, words }));
+    let spare = SPARES
+        .try_with(|spares| spares.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten();
+    let owned = match spare {
+        Some(mut owned) => {
+            *owned = OwnedBuffer { header, words };
+            owned
+        }
+        None => Box::new(OwnedBuffer { header, words }),
+    };
+    let raw = Box::into_raw(owned);
     lock(&LIVE_BUFFERS).insert(raw as usize);
     raw.cast::<MontyWireBuffer>()
 }
@@ -206,6 +232,15 @@ pub(crate) fn free_buffer(buffer: *mut MontyWireBuffer) {
     }
     // SAFETY: the address was in LIVE_BUFFERS, so it came from
     // `Box::into_raw` in `into_buffer` and has not been freed since;
-    // removing it first makes this the only free.
-    drop(unsafe { Box::from_raw(buffer.cast::<OwnedBuffer>()) });
+    // removing it first makes this the only owner.
+    let mut owned = unsafe { Box::from_raw(buffer.cast::<OwnedBuffer>()) };
+    message::recycle(std::mem::take(&mut owned.words));
+    // A thread that is exiting frees it instead.
+    let _ = SPARES.try_with(move |spares| {
+        if let Ok(mut spares) = spares.try_borrow_mut()
+            && spares.len() < SPARE_HEADERS
+        {
+            spares.push(owned);
+        }
+    });
 }

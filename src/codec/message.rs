@@ -5,7 +5,7 @@
 //! table, then segments, unpacked), which C++ `FlatArrayMessageReader`,
 //! pycapnp `from_bytes` and capnp-es `new Message(buf, false)` all read.
 
-use std::ptr::NonNull;
+use std::{cell::RefCell, ptr::NonNull};
 
 use capnp::{
     Word,
@@ -285,6 +285,57 @@ pub fn builder_with_capacity(words: usize) -> message::Builder<FramedAllocator> 
     message::Builder::new(FramedAllocator::new(first))
 }
 
+/// How many freed message buffers a thread keeps for its next messages.
+const SPARE_BUFFERS: usize = 4;
+
+/// The largest buffer kept (64 KiB): one that held a larger message goes
+/// back to the allocator, so a thread never holds on to a bulk result.
+const SPARE_BUFFER_WORDS: usize = 8 << 10;
+
+thread_local! {
+    /// Buffers of messages a host has freed, for the next messages this
+    /// thread builds: a turn's response then costs no allocation and no
+    /// free. Per thread, so taking one needs no lock.
+    static SPARES: RefCell<Vec<Vec<Word>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keeps the buffer of a message the host is done with for the next message
+/// this thread builds, or frees it.
+pub(crate) fn recycle(words: Vec<Word>) {
+    if words.capacity() > SPARE_BUFFER_WORDS {
+        return;
+    }
+    // A thread that is exiting frees it instead.
+    let _ = SPARES.try_with(|spares| {
+        if let Ok(mut spares) = spares.try_borrow_mut()
+            && spares.len() < SPARE_BUFFERS
+        {
+            spares.push(words);
+        }
+    });
+}
+
+/// `len` zeroed words, in a spare buffer when one is large enough.
+fn zeroed_words(len: usize) -> Vec<Word> {
+    let spare = SPARES
+        .try_with(|spares| {
+            let mut spares = spares.try_borrow_mut().ok()?;
+            let fits = spares.iter().position(|words| words.capacity() >= len)?;
+            Some(spares.swap_remove(fits))
+        })
+        .ok()
+        .flatten();
+    match spare {
+        Some(mut words) => {
+            // Cap'n Proto builds into zeroed memory; a spare held a message.
+            words.clear();
+            words.resize(len, capnp::word(0, 0, 0, 0, 0, 0, 0, 0));
+            words
+        }
+        None => Word::allocate_zeroed_vec(len),
+    }
+}
+
 /// A Cap'n Proto allocator whose first segment sits one word into a buffer,
 /// leaving room for the segment table in front of it.
 ///
@@ -331,7 +382,7 @@ unsafe impl Allocator for FramedAllocator {
             return self.rest.allocate_segment(minimum_size);
         }
         let size = minimum_size.max(self.first_words);
-        self.first = Some(Word::allocate_zeroed_vec(size as usize + 1));
+        self.first = Some(zeroed_words(size as usize + 1));
         let segment = self.first_segment().expect("just allocated");
         (segment, size)
     }

@@ -279,12 +279,27 @@ pub(crate) fn file_mode_from_wire(mode: wire::FileMode, binary: bool) -> FileMod
 /// Reads a `Value` into a `MontyObject`, checking everything a hostile writer
 /// could get wrong.
 pub fn read_value(reader: wire::value::Reader<'_>, ctx: &mut DecodeContext) -> Result<MontyObject, DecodeError> {
-    let graph = read_graph(reader.get_nodes()?, ctx)?;
+    let nodes = reader.get_nodes()?;
+    let root = reader.get_root();
+    let len = nodes.len();
+    if len == 1 && root == 0 {
+        // A scalar, the common answer to a call, read straight into monty's
+        // one-node value. `read_node` refuses any child index in an arena of
+        // one node (a child must precede its holder), so the node is a leaf,
+        // which is all monty's own check of an arena would look for.
+        charge_arena(len, ctx)?;
+        let mut arena = ArenaReader {
+            len,
+            depths: Vec::new(),
+            ctx,
+        };
+        let node = arena.read_node(0, nodes.get(0)).map_err(|err| in_node(0, err))?;
+        return Ok(unstable::object_from_node(node));
+    }
+    let graph = read_graph(nodes, ctx)?;
     if graph.is_empty() {
         return Err(DecodeError::MissingRoot);
     }
-    let root = reader.get_root();
-    let len = u32::try_from(graph.len()).expect("read_graph bounds the arena by a u32 limit");
     if root >= len {
         return Err(DecodeError::RootOutOfRange { root, len });
     }
@@ -297,6 +312,22 @@ pub fn read_graph(
     ctx: &mut DecodeContext,
 ) -> Result<MontyGraph, DecodeError> {
     let count = nodes.len();
+    charge_arena(count, ctx)?;
+    let mut out = Vec::with_capacity(count as usize);
+    let mut arena = ArenaReader {
+        len: count,
+        depths: Vec::with_capacity(count as usize),
+        ctx,
+    };
+    for (index, node) in (0..count).zip(nodes.iter()) {
+        out.push(arena.read_node(index, node).map_err(|err| in_node(index, err))?);
+    }
+    MontyGraph::from_nodes(out).map_err(graph_error)
+}
+
+/// Checks an arena of `count` nodes against the node limit and charges
+/// what reading it makes: the nodes and their depths.
+fn charge_arena(count: u32, ctx: &mut DecodeContext) -> Result<(), DecodeError> {
     let max_nodes = ctx.limits().max_nodes;
     if count > max_nodes {
         return Err(DecodeError::TooManyNodes {
@@ -304,16 +335,8 @@ pub fn read_graph(
             limit: max_nodes,
         });
     }
-    let mut out = ctx.vec::<MontyNode>(count)?;
-    let mut arena = ArenaReader {
-        len: count,
-        depths: ctx.vec::<u32>(count)?,
-        ctx,
-    };
-    for (index, node) in (0..count).zip(nodes.iter()) {
-        out.push(arena.read_node(index, node).map_err(|err| in_node(index, err))?);
-    }
-    MontyGraph::from_nodes(out).map_err(graph_error)
+    let per_node = (std::mem::size_of::<MontyNode>() + std::mem::size_of::<u32>()) as u64;
+    ctx.charge(u64::from(count).saturating_mul(per_node))
 }
 
 /// Names the node of an error in what a node holds, so a host can find the

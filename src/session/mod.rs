@@ -51,6 +51,19 @@ pub const PANIC_SCRIPT_NAME: &str = "<monty-wire: induce a panic>";
 #[cfg(feature = "test-hooks")]
 pub const STACK_OVERFLOW_SCRIPT_NAME: &str = "<monty-wire: overflow the native stack>";
 
+/// Whether `request` compiles a program and runs no Python.
+fn compiles_only(request: &Request) -> bool {
+    match request {
+        // The hooks stand for faults on the session's own stack.
+        #[cfg(feature = "test-hooks")]
+        Request::OpenRun(open) if [PANIC_SCRIPT_NAME, STACK_OVERFLOW_SCRIPT_NAME].contains(&&*open.script_name) => {
+            false
+        }
+        Request::OpenRun(_) => true,
+        _ => false,
+    }
+}
+
 /// Recurses with a frame of 512 bytes a level until the stack runs out.
 #[cfg(feature = "test-hooks")]
 fn overflow_the_stack(depth: u64) -> u64 {
@@ -112,6 +125,10 @@ struct Context<'a> {
 pub(crate) struct Turn<'s> {
     output: TurnOutput<'s>,
     exec: Duration,
+    /// When the request's last interpreter call ended: its wall time ends
+    /// there too, so the clock is read twice per call and once more per
+    /// request, not again at the end.
+    last_call_ended: Option<Instant>,
 }
 
 impl Turn<'_> {
@@ -119,7 +136,7 @@ impl Turn<'_> {
     pub(crate) fn run<T>(&mut self, f: impl FnOnce(PrintWriter<'_>) -> T) -> T {
         let started = Instant::now();
         let result = f(PrintWriter::Callback(&mut self.output));
-        self.exec += started.elapsed();
+        self.timed_since(started);
         result
     }
 
@@ -127,8 +144,14 @@ impl Turn<'_> {
     pub(crate) fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
         let started = Instant::now();
         let result = f();
-        self.exec += started.elapsed();
+        self.timed_since(started);
         result
+    }
+
+    fn timed_since(&mut self, started: Instant) {
+        let ended = Instant::now();
+        self.exec += ended.saturating_duration_since(started);
+        self.last_call_ended = Some(ended);
     }
 }
 
@@ -205,18 +228,22 @@ impl Session {
     /// `request` is read in place, at any alignment. This never fails: every
     /// problem is reported inside the response.
     pub fn handle_bytes(&mut self, request: &[u8]) -> WireMessage {
-        // Wall time counts decoding the request, not encoding the response
-        // (the response carries it); this one clock read starts it, whether
-        // the request decodes or not.
+        // Wall time counts decoding the request, and ends with its last
+        // interpreter call (or its handling, if it makes none), before the
+        // response is encoded (the response carries it); this one clock read
+        // starts it, whether the request decodes or not.
         let started = Instant::now();
         // Decoding does not recurse, so it runs here; the request may raise
         // the recursion limit, and the session's stack with it.
         match decode_request(request, &self.decode_limits) {
             Ok(request) => {
                 self.stack_need.note(&request);
-                self.on_own_stack(|s| {
+                let compiles_only = compiles_only(&request);
+                self.on_stack_for(compiles_only, |s| {
                     let response = s.handle_since(request, started);
-                    s.encode(&response, started)
+                    let message = s.encode(&response, started);
+                    s.take_back_call_fields(response.outcome);
+                    message
                 })
             }
             Err(err) => {
@@ -254,6 +281,10 @@ impl Session {
             Outcome::FunctionCall(_) | Outcome::OsCall(_) | Outcome::NameLookup(_) | Outcome::ResolveFutures(_)
         );
         let mut message = format!("the response cannot be encoded: {err}");
+        if let Outcome::FunctionCall(event) = &response.outcome {
+            // The abort below looks at the suspension as it is.
+            self.take_back_call_fields(Outcome::FunctionCall(event.clone()));
+        }
         if suspended {
             let abort = MontyException::new(
                 ExcType::RuntimeError,
@@ -273,7 +304,36 @@ impl Session {
     /// recursively on the stack it is dropped on.
     pub fn handle(&mut self, request: Request) -> Response {
         self.stack_need.note(&request);
-        self.on_own_stack(|s| s.handle_since(request, Instant::now()))
+        let compiles_only = compiles_only(&request);
+        self.on_stack_for(compiles_only, |s| {
+            let response = s.handle_since(request, Instant::now());
+            if let Outcome::FunctionCall(event) = &response.outcome {
+                s.take_back_call_fields(Outcome::FunctionCall(event.clone()));
+            }
+            response
+        })
+    }
+
+    /// Gives a suspended function call back the fields its response was
+    /// lent when the suspension was described, so that the response is
+    /// encoded without copying them.
+    fn take_back_call_fields(&mut self, outcome: Outcome) {
+        match &mut self.state {
+            State::Empty => {}
+            State::Run(run) => run.take_back_call_fields(outcome),
+            State::Repl(repl) => repl.take_back_call_fields(outcome),
+        }
+    }
+
+    /// Runs `f`, which handles a request, on the stack it needs: the
+    /// caller's for one that only compiles a program, when that has room
+    /// (see [`stack::compiles_on_callers_stack`]), the session's own otherwise.
+    fn on_stack_for<R>(&mut self, compiles_only: bool, f: impl FnOnce(&mut Self) -> R) -> R {
+        if compiles_only && stack::compiles_on_callers_stack() {
+            f(self)
+        } else {
+            self.on_own_stack(f)
+        }
     }
 
     /// Runs `f` on the session's own stack.
@@ -290,6 +350,7 @@ impl Session {
         let mut turn = Turn {
             output: TurnOutput::new(self.print_sink.as_mut(), self.print_delivery),
             exec: Duration::ZERO,
+            last_call_ended: None,
         };
         let state = &mut self.state;
         let mut context = Context {
@@ -320,16 +381,22 @@ impl Session {
                 ))
             }
         };
-        let exec = turn.exec;
+        let Turn {
+            output,
+            exec,
+            last_call_ended,
+        } = turn;
         // Whatever is still gathered reaches the sink before the response
         // is made.
-        let output = turn.output.finish();
+        let output = output.finish();
         self.elapsed += exec;
         if let Some(flight) = self.flight_mut() {
             flight.elapsed += exec;
         }
         let mut usage = self.usage(exec);
-        usage.wall = started.elapsed();
+        usage.wall = last_call_ended
+            .unwrap_or_else(Instant::now)
+            .saturating_duration_since(started);
         Response { outcome, output, usage }
     }
 
@@ -577,4 +644,68 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("no message")
+}
+
+#[cfg(test)]
+mod tests {
+    use monty_types::MontyObject;
+
+    use super::{Session, State, suspension::View};
+    use crate::{
+        DecodeLimits,
+        codec::{decode_response, encode_request},
+        protocol::{OpenRun, Outcome, Request},
+    };
+
+    /// What a run suspended at a function call holds: the call's name,
+    /// arguments and position.
+    fn held_call(session: &Session) -> (String, monty_types::CallArgs, monty_types::SourceRange) {
+        let State::Run(run) = &session.state else {
+            panic!("a run session");
+        };
+        match run.suspension_view() {
+            Some(View::FunctionCall {
+                name, args, position, ..
+            }) => (name.to_owned(), args.clone(), position.clone()),
+            _ => panic!("suspended at a function call"),
+        }
+    }
+
+    /// A function call's fields are lent to the response that describes it,
+    /// not copied; the suspension has them back once the response is
+    /// encoded (bytes in and out) or handed over (`handle`).
+    #[test]
+    fn a_described_call_keeps_its_fields() {
+        let mut open = OpenRun::new("f(1, 'two', k=[3])");
+        open.input_names = vec!["f".to_owned()];
+        let start = Request::Start(vec![MontyObject::function("f", None)]);
+
+        let mut bytes_session = Session::new();
+        let open_bytes = encode_request(&Request::OpenRun(Box::new(open.clone()))).unwrap();
+        bytes_session.handle_bytes(open_bytes.as_bytes());
+        let reply = bytes_session.handle_bytes(encode_request(&start).unwrap().as_bytes());
+        let Outcome::FunctionCall(sent) = decode_response(reply.as_bytes(), &DecodeLimits::default())
+            .unwrap()
+            .outcome
+        else {
+            panic!("a function call");
+        };
+        assert_eq!(
+            held_call(&bytes_session),
+            (sent.name.clone(), sent.args.clone(), sent.position.clone())
+        );
+        assert_eq!(sent.name, "f");
+        assert_eq!(sent.args.args().count(), 2);
+
+        let mut session = Session::new();
+        session.handle(Request::OpenRun(Box::new(open)));
+        let Outcome::FunctionCall(handed) = session.handle(start).outcome else {
+            panic!("a function call");
+        };
+        assert_eq!(
+            held_call(&session),
+            (handed.name.clone(), handed.args.clone(), handed.position.clone())
+        );
+        assert_eq!(handed, sent);
+    }
 }

@@ -12,7 +12,9 @@ use monty_types::{ResourceLimits, ResourceTracker, validate_cwd};
 use super::typecheck::ReplTypeCheck;
 use super::{
     Turn, input,
-    suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
+    suspension::{
+        Answer, Flight, Suspension, describe_lending, host_limits_after_load, rearm_time_budgets, take_back_call_fields,
+    },
 };
 use crate::{
     dump::{self, DumpKey, FlightRecord},
@@ -44,6 +46,14 @@ pub(crate) struct ReplSession {
 }
 
 impl ReplSession {
+    /// Takes back what a response describing the snippet's function call
+    /// was lent (see [`describe_lending`]).
+    pub(crate) fn take_back_call_fields(&mut self, outcome: Outcome) {
+        if let Some(Phase::Suspended(progress)) = self.phase.as_mut() {
+            take_back_call_fields(progress.as_mut(), outcome);
+        }
+    }
+
     /// Whether each snippet is type-checked before it runs.
     #[cfg(not(target_family = "wasm"))]
     pub(crate) fn type_checks(&self) -> bool {
@@ -306,7 +316,7 @@ impl ReplSession {
 
     fn settle(&mut self, mut result: Result<ReplProgress, Box<ReplStartError>>, turn: &mut Turn<'_>) -> Outcome {
         loop {
-            let progress = match result {
+            let mut progress = match result {
                 Err(failed) => {
                     let ReplStartError { repl, error } = *failed;
                     self.phase = Some(Phase::Idle(Box::new(repl)));
@@ -324,7 +334,7 @@ impl ReplSession {
                 result = turn.run(|print| progress.answer(Answer::Abort(exc), print));
                 continue;
             }
-            let outcome = progress.view().describe();
+            let outcome = describe_lending(&mut progress);
             self.phase = Some(Phase::Suspended(Box::new(progress)));
             return outcome;
         }

@@ -10,7 +10,9 @@ use monty_types::{MontyException, ResourceLimits, ResourceTracker, validate_cwd}
 
 use super::{
     Turn, input,
-    suspension::{Answer, Flight, Suspension, host_limits_after_load, rearm_time_budgets},
+    suspension::{
+        Answer, Flight, Suspension, describe_lending, host_limits_after_load, rearm_time_budgets, take_back_call_fields,
+    },
 };
 use crate::{
     codec::DecodeLimits,
@@ -196,6 +198,20 @@ impl RunSession {
         }
     }
 
+    /// Takes back what a response describing the run's function call was
+    /// lent (see [`describe_lending`]).
+    pub(crate) fn take_back_call_fields(&mut self, outcome: Outcome) {
+        if let Some(progress) = self.in_flight.as_deref_mut() {
+            take_back_call_fields(progress, outcome);
+        }
+    }
+
+    /// The run's suspension, if one is in flight.
+    #[cfg(test)]
+    pub(crate) fn suspension_view(&self) -> Option<super::suspension::View<'_>> {
+        self.in_flight.as_deref().map(Suspension::view)
+    }
+
     /// Whether a run can begin: a program, and no run in flight.
     fn check_ready(&self, request: &str) -> Result<(), ProtocolError> {
         if let Some(progress) = self.in_flight.as_deref() {
@@ -224,7 +240,7 @@ impl RunSession {
                 result = turn.run(|print| progress.answer(Answer::Abort(exc), print));
                 continue;
             }
-            let outcome = progress.view().describe();
+            let outcome = describe_lending(&mut progress);
             self.in_flight = Some(Box::new(progress));
             return outcome;
         }

@@ -146,11 +146,66 @@ pub(crate) enum Answer {
     Abort(MontyException),
 }
 
+/// The fields of a function call suspension that its response carries and
+/// that own heap memory.
+pub(crate) struct CallFields<'a> {
+    name: &'a mut String,
+    args: &'a mut CallArgs,
+    position: &'a mut SourceRange,
+}
+
+impl CallFields<'_> {
+    /// Takes the fields out, leaving empty ones that own no memory.
+    fn take(&mut self) -> (String, CallArgs, SourceRange) {
+        let empty_position = SourceRange {
+            filename: String::new(),
+            start: 0,
+            end: 0,
+        };
+        (
+            std::mem::take(self.name),
+            std::mem::take(self.args),
+            std::mem::replace(self.position, empty_position),
+        )
+    }
+}
+
+/// The response that describes `progress`, which the session is about to
+/// hold. A function call's name, arguments and position are lent to it
+/// rather than copied: [`take_back_call_fields`] returns them once the
+/// response is encoded, before any other request can look at the suspension.
+pub(crate) fn describe_lending<S: Suspension>(progress: &mut S) -> Outcome {
+    let lent = progress.call_fields_mut().map(|mut fields| fields.take());
+    let mut outcome = progress.view().describe();
+    if let (Outcome::FunctionCall(event), Some((name, args, position))) = (&mut outcome, lent) {
+        event.name = name;
+        event.args = args;
+        event.position = position;
+    }
+    outcome
+}
+
+/// Returns what [`describe_lending`] lent to `outcome` to `progress`, if it
+/// is still suspended at that call.
+pub(crate) fn take_back_call_fields<S: Suspension>(progress: &mut S, outcome: Outcome) {
+    if let Outcome::FunctionCall(event) = outcome
+        && matches!(progress.view(), View::FunctionCall { call_id, .. } if call_id == event.call_id)
+        && let Some(fields) = progress.call_fields_mut()
+    {
+        *fields.name = event.name;
+        *fields.args = event.args;
+        *fields.position = event.position;
+    }
+}
+
 /// monty's suspension types, one face for both families.
 pub(crate) trait Suspension: Sized {
     /// What resuming returns.
     type Next;
     fn view(&self) -> View<'_>;
+    /// A function call's fields its response carries; `None` at any other
+    /// suspension.
+    fn call_fields_mut(&mut self) -> Option<CallFields<'_>>;
     /// Resumes with an answer [`Flight::prepare`] made for this suspension.
     fn answer(self, answer: Answer, print: PrintWriter<'_>) -> Self::Next;
     /// The tracker whose time budgets can be re-armed, where monty allows it.
@@ -218,6 +273,17 @@ impl Suspension for RunProgress {
         view_suspension!(RunProgress, self)
     }
 
+    fn call_fields_mut(&mut self) -> Option<CallFields<'_>> {
+        match self {
+            RunProgress::FunctionCall(call) => Some(CallFields {
+                name: &mut call.function_name,
+                args: &mut call.args,
+                position: &mut call.position,
+            }),
+            _ => None,
+        }
+    }
+
     fn answer(self, answer: Answer, print: PrintWriter<'_>) -> Self::Next {
         answer_suspension!(RunProgress, self, answer, print)
     }
@@ -245,6 +311,17 @@ impl Suspension for ReplProgress {
 
     fn view(&self) -> View<'_> {
         view_suspension!(ReplProgress, self)
+    }
+
+    fn call_fields_mut(&mut self) -> Option<CallFields<'_>> {
+        match self {
+            ReplProgress::FunctionCall(call) => Some(CallFields {
+                name: &mut call.function_name,
+                args: &mut call.args,
+                position: &mut call.position,
+            }),
+            _ => None,
+        }
     }
 
     fn answer(self, answer: Answer, print: PrintWriter<'_>) -> Self::Next {
