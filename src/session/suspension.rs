@@ -266,6 +266,19 @@ macro_rules! view_suspension {
     };
 }
 
+macro_rules! call_fields {
+    ($progress:ident, $self:expr) => {
+        match $self {
+            $progress::FunctionCall(call) => Some(CallFields {
+                name: &mut call.function_name,
+                args: &mut call.args,
+                position: &mut call.position,
+            }),
+            _ => None,
+        }
+    };
+}
+
 impl Suspension for RunProgress {
     type Next = Result<RunProgress, MontyException>;
 
@@ -274,14 +287,7 @@ impl Suspension for RunProgress {
     }
 
     fn call_fields_mut(&mut self) -> Option<CallFields<'_>> {
-        match self {
-            RunProgress::FunctionCall(call) => Some(CallFields {
-                name: &mut call.function_name,
-                args: &mut call.args,
-                position: &mut call.position,
-            }),
-            _ => None,
-        }
+        call_fields!(RunProgress, self)
     }
 
     fn answer(self, answer: Answer, print: PrintWriter<'_>) -> Self::Next {
@@ -314,14 +320,7 @@ impl Suspension for ReplProgress {
     }
 
     fn call_fields_mut(&mut self) -> Option<CallFields<'_>> {
-        match self {
-            ReplProgress::FunctionCall(call) => Some(CallFields {
-                name: &mut call.function_name,
-                args: &mut call.args,
-                position: &mut call.position,
-            }),
-            _ => None,
-        }
+        call_fields!(ReplProgress, self)
     }
 
     fn answer(self, answer: Answer, print: PrintWriter<'_>) -> Self::Next {
