@@ -1,7 +1,9 @@
 //! No caller thread is too small: each hazard that recurses on the native
 //! stack, dispatched through the C entry points from threads with 128 KiB,
 //! 512 KiB and 1 MiB of stack (a musl thread, a macOS secondary thread, a
-//! Dart VM thread), answers its documented outcome.
+//! Dart VM thread), answers its documented outcome. So it does from threads
+//! with just over 2 MiB and with 8 MiB (a main thread), where `openRun`
+//! compiles on the caller's stack instead of the session's.
 //!
 //! A stack overflow kills the process, so each hazard runs in a child
 //! process: this test binary again, with `MONTY_WIRE_STACK_CASE` naming the
@@ -30,8 +32,14 @@ const CASE_VAR: &str = "MONTY_WIRE_STACK_CASE";
 const BYTES_VAR: &str = "MONTY_WIRE_STACK_BYTES";
 
 /// The thread stacks a host may call from: a musl thread, a macOS secondary
-/// thread, a Dart VM thread on 64-bit.
-const THREAD_STACKS: [usize; 3] = [128 << 10, 512 << 10, 1 << 20];
+/// thread, a Dart VM thread on 64-bit; then the smallest where `openRun`
+/// compiles on the caller's stack (2 MiB left), and a main thread.
+const THREAD_STACKS: [usize; 5] = [128 << 10, 512 << 10, 1 << 20, (2 << 20) + (256 << 10), 8 << 20];
+
+/// The deepest expression nesting monty compiles (its `MAX_NESTING_DEPTH`,
+/// lower in debug builds): ruff's parser recurses on it, growing a stack of
+/// its own when it nears the end of the one it runs on.
+const MAX_SOURCE_NESTING: usize = if cfg!(debug_assertions) { 30 } else { 200 };
 
 /// A list nested `levels` deep around `None`, in Python.
 fn nested_list(levels: usize) -> String {
@@ -104,6 +112,11 @@ fn hazard(name: &str) -> Hazard {
         "deep_deepcopy" => Hazard::run(
             format!("import copy\n{deep}copy.deepcopy(y)"),
             Expect::Complete(|v| assert!(depth(v) >= 900)),
+        ),
+        // Compiling the most deeply nested source monty accepts.
+        "deep_source" => Hazard::run(
+            format!("{}1{}", "(".repeat(MAX_SOURCE_NESTING), ")".repeat(MAX_SOURCE_NESTING)),
+            Expect::Complete(|v| assert_eq!(*v, MontyObject::int(1))),
         ),
         // A host value nested past the recursion limit, echoed back: the
         // export stops at the limit.
@@ -281,6 +294,7 @@ macro_rules! hazards {
 }
 
 hazards!(
+    deep_source,
     deep_result,
     deep_less_than,
     less_than_past_limit,
