@@ -22,7 +22,7 @@
 //! A closed session's segment is kept as a spare (at most [`SPARES`] of them
 //! process-wide) and the next session to need one takes it: mapping a fresh
 //! segment, faulting in the pages its first request touches and unmapping it
-//! again made up about three quarters of a short session's whole cost. When
+//! again made up over half of a short session's whole cost. When
 //! a session's requests went deeper than the top [`KEPT_WARM`] bytes, the
 //! pages below are handed back to the system as reclaimable (`MADV_FREE`)
 //! before the segment becomes a spare, so what deep recursion touched is not
