@@ -22,6 +22,7 @@ pub mod dump;
 pub mod error;
 pub mod protocol;
 pub mod session;
+mod spares;
 pub mod worker;
 
 /// The Rust bindings generated from `schema/monty_wire.capnp`; the schema

@@ -23,6 +23,7 @@ use crate::{
     codec::message,
     protocol::{ErrorCode, ProtocolError},
     session::{PrintSink, Session},
+    spares::{self, Spares},
     worker::{IsolatedSession, Running},
 };
 
@@ -193,11 +194,9 @@ const SPARE_HEADERS: usize = 4;
 thread_local! {
     /// Freed headers (their message buffers taken out), so a turn's
     /// response allocates no header; the buffers go back to the codec
-    /// (`codec::message::recycle`).
-    // The boxes themselves are what is reused (their allocations), so the
-    // list holds boxes.
-    #[allow(clippy::vec_box)]
-    static SPARES: RefCell<Vec<Box<OwnedBuffer>>> = const { RefCell::new(Vec::new()) };
+    /// (`codec::message::recycle`). The boxes themselves are what is reused
+    /// (their allocations), so the list holds boxes.
+    static SPARES: Spares<Box<OwnedBuffer>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Hands a response to the host: the message's buffer behind a header the
@@ -208,11 +207,7 @@ pub(crate) fn into_buffer(message: WireMessage) -> *mut MontyWireBuffer {
         data: Word::words_to_bytes(&words).as_ptr(),
         len: words.len() * 8,
     };
-    let spare = SPARES
-        .try_with(|spares| spares.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten();
-    let owned = match spare {
+    let owned = match spares::take(&SPARES, |_| true) {
         Some(mut owned) => {
             *owned = OwnedBuffer { header, words };
             owned
@@ -235,12 +230,5 @@ pub(crate) fn free_buffer(buffer: *mut MontyWireBuffer) {
     // removing it first makes this the only owner.
     let mut owned = unsafe { Box::from_raw(buffer.cast::<OwnedBuffer>()) };
     message::recycle(std::mem::take(&mut owned.words));
-    // A thread that is exiting frees it instead.
-    let _ = SPARES.try_with(move |spares| {
-        if let Ok(mut spares) = spares.try_borrow_mut()
-            && spares.len() < SPARE_HEADERS
-        {
-            spares.push(owned);
-        }
-    });
+    spares::keep(&SPARES, owned, SPARE_HEADERS);
 }

@@ -13,7 +13,10 @@ use capnp::{
     serialize::{self, BufferSegments},
 };
 
-use crate::error::DecodeError;
+use crate::{
+    error::DecodeError,
+    spares::{self, Spares},
+};
 
 /// Bounds applied when reading bytes a host wrote.
 ///
@@ -295,37 +298,21 @@ const SPARE_BUFFER_WORDS: usize = 8 << 10;
 thread_local! {
     /// Buffers of messages a host has freed, for the next messages this
     /// thread builds: a turn's response then costs no allocation and no
-    /// free. Per thread, so taking one needs no lock.
-    static SPARES: RefCell<Vec<Vec<Word>>> = const { RefCell::new(Vec::new()) };
+    /// free.
+    static SPARES: Spares<Vec<Word>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Keeps the buffer of a message the host is done with for the next message
 /// this thread builds, or frees it.
 pub(crate) fn recycle(words: Vec<Word>) {
-    if words.capacity() > SPARE_BUFFER_WORDS {
-        return;
+    if words.capacity() <= SPARE_BUFFER_WORDS {
+        spares::keep(&SPARES, words, SPARE_BUFFERS);
     }
-    // A thread that is exiting frees it instead.
-    let _ = SPARES.try_with(|spares| {
-        if let Ok(mut spares) = spares.try_borrow_mut()
-            && spares.len() < SPARE_BUFFERS
-        {
-            spares.push(words);
-        }
-    });
 }
 
 /// `len` zeroed words, in a spare buffer when one is large enough.
 fn zeroed_words(len: usize) -> Vec<Word> {
-    let spare = SPARES
-        .try_with(|spares| {
-            let mut spares = spares.try_borrow_mut().ok()?;
-            let fits = spares.iter().position(|words| words.capacity() >= len)?;
-            Some(spares.swap_remove(fits))
-        })
-        .ok()
-        .flatten();
-    match spare {
+    match spares::take(&SPARES, |words| words.capacity() >= len) {
         Some(mut words) => {
             // Cap'n Proto builds into zeroed memory; a spare held a message.
             words.clear();
