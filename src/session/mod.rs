@@ -281,10 +281,8 @@ impl Session {
             Outcome::FunctionCall(_) | Outcome::OsCall(_) | Outcome::NameLookup(_) | Outcome::ResolveFutures(_)
         );
         let mut message = format!("the response cannot be encoded: {err}");
-        if let Outcome::FunctionCall(event) = &response.outcome {
-            // The abort below looks at the suspension as it is.
-            self.take_back_call_fields(Outcome::FunctionCall(event.clone()));
-        }
+        // The abort below looks at the suspension as it is.
+        self.take_back_copy(&response.outcome);
         if suspended {
             let abort = MontyException::new(
                 ExcType::RuntimeError,
@@ -307,9 +305,7 @@ impl Session {
         let compiles_only = compiles_only(&request);
         self.on_stack_for(compiles_only, |s| {
             let response = s.handle_since(request, Instant::now());
-            if let Outcome::FunctionCall(event) = &response.outcome {
-                s.take_back_call_fields(Outcome::FunctionCall(event.clone()));
-            }
+            s.take_back_copy(&response.outcome);
             response
         })
     }
@@ -318,10 +314,21 @@ impl Session {
     /// lent when the suspension was described, so that the response is
     /// encoded without copying them.
     fn take_back_call_fields(&mut self, outcome: Outcome) {
+        let Outcome::FunctionCall(event) = outcome else {
+            return;
+        };
         match &mut self.state {
             State::Empty => {}
-            State::Run(run) => run.take_back_call_fields(outcome),
-            State::Repl(repl) => repl.take_back_call_fields(outcome),
+            State::Run(run) => run.take_back_call_fields(event),
+            State::Repl(repl) => repl.take_back_call_fields(event),
+        }
+    }
+
+    /// [`Self::take_back_call_fields`] with a copy, where the response
+    /// itself goes on (to a Rust host, or to be replaced by an error).
+    fn take_back_copy(&mut self, outcome: &Outcome) {
+        if let Outcome::FunctionCall(event) = outcome {
+            self.take_back_call_fields(Outcome::FunctionCall(event.clone()));
         }
     }
 

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     dump::{self, DumpKey, FlightRecord},
-    protocol::{ErrorCode, Feed, OpenRepl, Outcome, ProtocolError, Request},
+    protocol::{ErrorCode, Feed, FunctionCallEvent, OpenRepl, Outcome, ProtocolError, Request},
 };
 
 /// Checks a feed's named inputs before anything else looks at the feed.
@@ -48,9 +48,9 @@ pub(crate) struct ReplSession {
 impl ReplSession {
     /// Takes back what a response describing the snippet's function call
     /// was lent (see [`describe_lending`]).
-    pub(crate) fn take_back_call_fields(&mut self, outcome: Outcome) {
+    pub(crate) fn take_back_call_fields(&mut self, event: FunctionCallEvent) {
         if let Some(Phase::Suspended(progress)) = self.phase.as_mut() {
-            take_back_call_fields(progress.as_mut(), outcome);
+            take_back_call_fields(progress.as_mut(), event);
         }
     }
 

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     codec::DecodeLimits,
     dump::{self, DumpKey, FlightRecord},
-    protocol::{ErrorCode, OpenRun, Outcome, ProtocolError, Request},
+    protocol::{ErrorCode, FunctionCallEvent, OpenRun, Outcome, ProtocolError, Request},
 };
 
 /// A compiled program and, between `start` and its end, the run in flight.
@@ -200,9 +200,9 @@ impl RunSession {
 
     /// Takes back what a response describing the run's function call was
     /// lent (see [`describe_lending`]).
-    pub(crate) fn take_back_call_fields(&mut self, outcome: Outcome) {
+    pub(crate) fn take_back_call_fields(&mut self, event: FunctionCallEvent) {
         if let Some(progress) = self.in_flight.as_deref_mut() {
-            take_back_call_fields(progress, outcome);
+            take_back_call_fields(progress, event);
         }
     }
 

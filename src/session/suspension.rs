@@ -185,11 +185,10 @@ pub(crate) fn describe_lending<S: Suspension>(progress: &mut S) -> Outcome {
     outcome
 }
 
-/// Returns what [`describe_lending`] lent to `outcome` to `progress`, if it
-/// is still suspended at that call.
-pub(crate) fn take_back_call_fields<S: Suspension>(progress: &mut S, outcome: Outcome) {
-    if let Outcome::FunctionCall(event) = outcome
-        && matches!(progress.view(), View::FunctionCall { call_id, .. } if call_id == event.call_id)
+/// Returns what [`describe_lending`] lent to `event` to `progress`, if it is
+/// still suspended at that call.
+pub(crate) fn take_back_call_fields<S: Suspension>(progress: &mut S, event: FunctionCallEvent) {
+    if matches!(progress.view(), View::FunctionCall { call_id, .. } if call_id == event.call_id)
         && let Some(fields) = progress.call_fields_mut()
     {
         *fields.name = event.name;
