@@ -332,25 +332,39 @@ unsafe extern "C" fn collect_print(user_data: *mut c_void, stream: u32, text: *c
     }
 }
 
+/// Registers [`collect_print`] on `host`'s session, collecting into the
+/// returned string; the caller keeps it until [`stop_collecting`].
+// Boxed: the callback holds the string's address, which must not move.
+#[allow(clippy::box_collection)]
+fn collect_prints(host: &Host) -> Box<String> {
+    let mut seen = Box::new(String::new());
+    let user_data = (&raw mut *seen).cast::<c_void>();
+    // SAFETY: the callback matches the signature, and the boxed string stays
+    // at its address until the caller removes the callback (`stop_collecting`).
+    let status = unsafe { monty_wire_set_print_callback(host.handle, Some(collect_print), user_data) };
+    assert_eq!(status, MONTY_WIRE_OK);
+    seen
+}
+
+/// Removes the callback [`collect_prints`] registered.
+fn stop_collecting(host: &Host) {
+    // SAFETY: a null callback.
+    let status = unsafe { monty_wire_set_print_callback(host.handle, None, std::ptr::null_mut()) };
+    assert_eq!(status, MONTY_WIRE_OK);
+}
+
 #[test]
 fn print_output_streams_through_the_callback_in_order() {
     let _serial = serial();
     let host = Host::isolated();
-    let mut seen = Box::new(String::new());
-    let user_data = (&raw mut *seen).cast::<c_void>();
-    // SAFETY: the callback matches the signature and `seen` outlives the
-    // session's use of it (the callback is removed below).
-    let status = unsafe { monty_wire_set_print_callback(host.handle, Some(collect_print), user_data) };
-    assert_eq!(status, MONTY_WIRE_OK);
+    let seen = collect_prints(&host);
     let response = run(
         &host,
         "print('a', 1)\nimport sys\nprint('b', file=sys.stderr)\n'done'",
         ResourceLimits::default(),
     );
     assert_eq!(complete(response), MontyObject::string("done"));
-    // SAFETY: a null callback.
-    let status = unsafe { monty_wire_set_print_callback(host.handle, None, std::ptr::null_mut()) };
-    assert_eq!(status, MONTY_WIRE_OK);
+    stop_collecting(&host);
     assert_eq!(*seen, "0:a0: 0:10:\n1:b1:\n");
 }
 
@@ -360,11 +374,7 @@ fn print_output_streams_through_the_callback_in_order() {
 fn a_fresh_worker_keeps_the_print_delivery() {
     let _serial = serial();
     let host = Host::isolated();
-    let mut seen = Box::new(String::new());
-    let user_data = (&raw mut *seen).cast::<c_void>();
-    // SAFETY: as in the test above.
-    let status = unsafe { monty_wire_set_print_callback(host.handle, Some(collect_print), user_data) };
-    assert_eq!(status, MONTY_WIRE_OK);
+    let seen = collect_prints(&host);
     let lines = Request::SetPrintDelivery(monty_wire::protocol::PrintDelivery::Lines);
     assert!(matches!(host.send(&lines).outcome, Outcome::Ok));
     let mut overflow = OpenRun::new("1");
@@ -375,9 +385,7 @@ fn a_fresh_worker_keeps_the_print_delivery() {
     );
     let response = run(&host, "print('a', 1)\nprint('b', 2)", ResourceLimits::default());
     complete(response);
-    // SAFETY: a null callback.
-    let status = unsafe { monty_wire_set_print_callback(host.handle, None, std::ptr::null_mut()) };
-    assert_eq!(status, MONTY_WIRE_OK);
+    stop_collecting(&host);
     assert_eq!(*seen, "0:a 1\n0:b 2\n");
 }
 

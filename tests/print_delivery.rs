@@ -69,12 +69,19 @@ impl Watched {
         assert!(response.output.is_empty());
     }
 
+    /// Opens `code` as a run with `input_names`.
+    fn open(&self, code: &str, input_names: &[&str]) {
+        let open = monty_wire::protocol::OpenRun {
+            input_names: input_names.iter().map(|&name| name.to_owned()).collect(),
+            ..monty_wire::protocol::OpenRun::new(code)
+        };
+        let response = self.host.send(&Request::OpenRun(Box::new(open)));
+        assert!(matches!(response.outcome, Outcome::Ok), "{:?}", response.outcome);
+    }
+
     /// Opens `code` as a run and runs it to completion.
     fn run(&self, code: &str) -> Response {
-        let open = self
-            .host
-            .send(&Request::OpenRun(Box::new(monty_wire::protocol::OpenRun::new(code))));
-        assert!(matches!(open.outcome, Outcome::Ok), "{:?}", open.outcome);
+        self.open(code, &[]);
         self.host.send(&Request::Run(vec![]))
     }
 
@@ -221,15 +228,11 @@ print('last', end='', file=sys.stderr)
 fn everything_gathered_is_delivered_before_the_response() {
     for delivery in [PrintDelivery::EveryFragment, PrintDelivery::Lines, AN_HOUR] {
         let mut watched = Watched::new(Some(delivery));
+        watched.open(
+            "print('before', end='')\nn = f()\nprint('after', n, end='')\n1 / n",
+            &["f"],
+        );
         let host = &watched.host;
-        let open = monty_wire::protocol::OpenRun {
-            input_names: vec!["f".into()],
-            ..monty_wire::protocol::OpenRun::new("print('before', end='')\nn = f()\nprint('after', n, end='')\n1 / n")
-        };
-        assert!(matches!(
-            host.send(&Request::OpenRun(Box::new(open))).outcome,
-            Outcome::Ok
-        ));
         let response = host.start(vec![MontyObject::function("f", None)]);
         assert_eq!(function_call(response.clone()).name, "f");
         assert_eq!(joined(&watched.take()), segments(&[(PrintStream::Stdout, "before")]));
@@ -270,15 +273,8 @@ fn everything_gathered_is_delivered_before_the_response() {
 fn the_setting_is_taken_in_any_state_and_kept() {
     // Empty: kept through opening.
     let mut watched = Watched::new(Some(PrintDelivery::Lines));
+    watched.open("print(1, 2)\nf()\nprint(3, 4)\n'done'", &["f"]);
     let host = &watched.host;
-    let open = monty_wire::protocol::OpenRun {
-        input_names: vec!["f".into()],
-        ..monty_wire::protocol::OpenRun::new("print(1, 2)\nf()\nprint(3, 4)\n'done'")
-    };
-    assert!(matches!(
-        host.send(&Request::OpenRun(Box::new(open))).outcome,
-        Outcome::Ok
-    ));
     function_call(host.start(vec![MontyObject::function("f", None)]));
     assert_eq!(watched.take(), calls(&[(0, "1 2\n")]));
     // Suspended: the session stays suspended, and the next request
