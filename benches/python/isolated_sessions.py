@@ -47,6 +47,8 @@ from pathlib import Path
 import capnp
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+from conftest import load_library  # noqa: E402  (the path above first)
 capnp.remove_import_hook()
 schema = capnp.load(str(ROOT / "schema" / "monty_wire.capnp"))
 
@@ -61,29 +63,15 @@ TRIVIAL = "1 + 2"
 # ---------------------------------------------------------------------------
 
 
-class Buffer(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
 class MontyWire:
     def __init__(self, profile):
         names = {"darwin": "libmonty_wire.dylib", "win32": "monty_wire.dll"}
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
         self.library = target / profile / names.get(sys.platform, "libmonty_wire.so")
         self.worker = target / profile / ("monty-wire.exe" if sys.platform == "win32" else "monty-wire")
-        lib = ctypes.CDLL(str(self.library))
-        lib.monty_wire_session_open.restype = ctypes.c_uint64
-        lib.monty_wire_session_open.argtypes = []
-        lib.monty_wire_session_open_isolated.restype = ctypes.c_uint64
-        lib.monty_wire_session_open_isolated.argtypes = [ctypes.c_char_p]
-        lib.monty_wire_session_close.restype = ctypes.c_int32
-        lib.monty_wire_session_close.argtypes = [ctypes.c_uint64]
-        # The request is read in place from the bytes object, during the call only.
-        lib.monty_wire_dispatch.restype = ctypes.POINTER(Buffer)
-        lib.monty_wire_dispatch.argtypes = [ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t]
-        lib.monty_wire_buffer_free.restype = None
-        lib.monty_wire_buffer_free.argtypes = [ctypes.POINTER(Buffer)]
-        self.lib = lib
+        # The test suite's declarations of the C entry points; the request is
+        # read in place from the bytes object, during the call only.
+        self.lib = load_library(self.library)
         self.worker_path = os.fsencode(self.worker)
 
     def open(self, isolated):
